@@ -1,0 +1,46 @@
+# framewire — `make demo` runs the main job on embedded defaults; `make test` runs the suite.
+# Both install what they need on a fresh Debian machine (apt packages + a local virtualenv).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := redis-server chromium coturn ffmpeg iproute2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install system demo test lint typecheck unit bench clean
+
+$(BIN)/framewire: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/framewire
+
+# System packages the tests use for real: Redis (scale-out), Chromium (browser tests), coturn (TURN).
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+typecheck: install
+	$(BIN)/mypy src
+
+unit: install system
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+demo: install
+	$(BIN)/framewire run --demo -o out/demo.mp4 --model lucy_2_rt --prompt "anime style portrait"
+
+bench: install system
+	$(BIN)/python bench/signaling.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

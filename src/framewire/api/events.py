@@ -1,0 +1,67 @@
+"""The SSE stream of seed 000: replay after Last-Event-ID, then live tail, keep-alives, and
+after `generation_ended` a final empty `data:` and the close."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from framewire import errors
+from framewire.sessions.service import SessionService
+from framewire.state.base import Event
+
+router = APIRouter(tags=["realtime"])
+RECONNECT_MS = 1000
+
+
+def encode(event: Event) -> str:
+    return f"id: {event.id}\nevent: {event.event}\ndata: {json.dumps(event.data)}\n\n"
+
+
+async def stream(
+    service: SessionService, session_id: str, after: int, keepalive: float
+) -> AsyncIterator[str]:
+    yield f"retry: {RECONNECT_MS}\n\n"
+    log = service.ports.events
+    while True:
+        batch = await log.read(session_id, after, wait=keepalive)
+        if not batch:
+            if await service.ports.sessions.get(session_id) is None:
+                return  # retention is over: nothing more will come
+            yield ": keep-alive\n\n"
+            continue
+        for event in batch:
+            yield encode(event)
+            after = event.id
+            if event.event == "generation_ended":
+                yield "data:\n\n"
+                return
+
+
+@router.get("/v1/realtime/sessions/{session_id}/events")
+async def session_events(session_id: str, request: Request) -> StreamingResponse:
+    service: SessionService = request.app.state.sessions
+    token = request.query_params.get("event_token")
+    if not token:
+        raise errors.Unauthorized("the event_token query parameter is required")
+    expiry = service.tokens.expiry(token, session_id)
+    if expiry is None:
+        raise errors.Unauthorized("the event_token is not valid for this session")
+    record = await service.find(session_id, None)
+    if record.ended:
+        raise errors.Gone(f"session {session_id} ended ({record.reason})")
+    if expiry <= time.time():
+        raise errors.Unauthorized("the event_token has expired")
+    last = request.headers.get("last-event-id", "0").strip() or "0"
+    if not last.isdigit():
+        raise errors.BadRequest("Last-Event-ID must be an event id from this stream")
+    keepalive: float = request.app.state.settings.keepalive_interval
+    return StreamingResponse(
+        stream(service, session_id, int(last), keepalive),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,69 @@
+"""Settings: one object built once from the environment (SPEC.md §5) and passed down."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _default_max_sessions() -> int:
+    # One 720p20 session costs ~0.3 core of codec work plus its model; leave headroom.
+    return max(2, 2 * (os.cpu_count() or 1))
+
+
+class Settings(BaseSettings):
+    """Every `FRAMEWIRE_*` variable of SPEC.md §5; the names are a public interface."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAMEWIRE_", extra="ignore")
+
+    api_keys: Annotated[dict[str, float | None], NoDecode] = Field(default_factory=dict)
+    secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
+    instance_id: str = Field(default_factory=lambda: "fw-" + secrets.token_hex(4))
+    redis_url: str | None = None
+    tick_interval: float = Field(default=5.0, gt=0)
+    max_duration: float = Field(default=600.0, gt=0)
+    inactivity_timeout: float = Field(default=30.0, gt=0)
+    session_retention: float = Field(default=3600.0, ge=0)
+    blocked_terms: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ice_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(default_factory=list)
+    ice_interfaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ice_announced_ip: str | None = None
+    max_sessions: int = Field(default_factory=_default_max_sessions, gt=0)
+    # Not in SPEC §5's table but tunable for tests and small deployments.
+    keepalive_interval: float = Field(default=15.0, gt=0)
+    ice_connect_timeout: float = Field(default=30.0, gt=0)
+    key_concurrency: int = Field(default=10, gt=0)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        """`key` (unlimited credit) or `key=N` (N credit-seconds), comma-separated."""
+        if not isinstance(value, str):
+            return value
+        keys: dict[str, float | None] = {}
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, sep, credit = item.partition("=")
+            keys[key.strip()] = float(credit) if sep else None
+        return keys
+
+    @field_validator("blocked_terms", "ice_interfaces", mode="before")
+    @classmethod
+    def _parse_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _parse_ice_servers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value

@@ -1,0 +1,239 @@
+"""A Leg: one aiortc RTCPeerConnection that receives a client's video, runs it through a model
+and sends the result back on the same connection."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aioice import Candidate
+from aiortc import (
+    RTCConfiguration,
+    RTCIceGatherer,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+
+from framewire.media.frameloop import FrameStats, LatestFrameReader, ModelTrack, drain
+from framewire.media.gathering import TrickleGatherer, install_trickle
+from framewire.media.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
+from framewire.models.base import Frame, FrameModel, ModelSpec
+
+
+class LegListener(Protocol):
+    """What the owner of a leg (a session, or the leg API) hears about it."""
+
+    def on_candidate(self, init: dict[str, Any] | None) -> None:
+        """A server candidate found after the answer; `None` once gathering has ended."""
+
+    def on_first_frame(self) -> None:
+        """The first model frame went out."""
+
+    def on_ended(self, reason: str) -> None:
+        """The media ended by itself: `disconnect`, `ice_failure` or `error`. Called once."""
+
+
+@dataclass
+class IceOptions:
+    servers: list[dict[str, Any]] = field(default_factory=list)
+    interfaces: list[str] = field(default_factory=list)
+    announced_ip: str | None = None
+    connect_timeout: float = 30.0
+
+
+class LegFailed(RuntimeError):
+    """The peer connection could not be set up from a valid offer (seed 002: 500)."""
+
+
+def rtc_ice_servers(servers: list[dict[str, Any]]) -> list[RTCIceServer]:
+    return [
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in servers
+    ]
+
+
+class Leg:
+    """One WebRTC leg. Create with `await Leg.open(...)`; always `await close()`."""
+
+    def __init__(
+        self,
+        leg_id: str,
+        spec: ModelSpec,
+        model: FrameModel,
+        executor: Executor,
+        ice: IceOptions,
+    ) -> None:
+        self.id = leg_id
+        self.spec = spec
+        self.created_at = time.time()
+        self.stats = FrameStats()
+        self._listener: LegListener | None = None
+        self._held: list[tuple[str, tuple[Any, ...]]] = []
+        self._model = model
+        self._executor = executor
+        self._ice = ice
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=rtc_ice_servers(ice.servers)))
+        self._pc.on("track", self._on_track)
+        self._pc.on("connectionstatechange", self._on_connection_state)
+        self._gatherers: list[TrickleGatherer] = []
+        self._gathering_left = 0
+        self._pending: list[dict[str, Any]] = []
+        self.candidates_done = False
+        self._reader: LatestFrameReader | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._watchdog: asyncio.Task[None] | None = None
+        self._closed = False
+        self._ended = False
+
+    def attach(self, listener: LegListener) -> None:
+        """Start telling `listener`, first replaying what happened before it came."""
+        self._listener = listener
+        held, self._held = self._held, []
+        for name, args in held:
+            getattr(listener, name)(*args)
+
+    def _notify(self, name: str, *args: Any) -> None:
+        if self._listener is None:
+            self._held.append((name, args))
+        else:
+            getattr(self._listener, name)(*args)
+
+    @property
+    def connection_state(self) -> str:
+        return str(self._pc.connectionState)
+
+    @property
+    def ice_state(self) -> str:
+        return str(self._pc.iceConnectionState)
+
+    @property
+    def model(self) -> FrameModel:
+        return self._model
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the offer and return the answer SDP, without waiting for gathering to end."""
+        check_offer(offer_sdp)
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        except (ValueError, KeyError, IndexError) as exc:
+            raise InvalidOffer(f"invalid SDP offer: {exc}") from exc
+        self._gatherers = install_trickle(
+            self._pc, self._ice.interfaces, self._ice.announced_ip, self._on_local_candidate
+        )
+        self._gathering_left = len(self._gatherers)
+        try:
+            answer = await self._pc.createAnswer()
+            await self._pc.setLocalDescription(answer)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise LegFailed(f"answer generation failed: {exc}") from exc
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch_connect())
+        return str(self._pc.localDescription.sdp)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video" and self._reader is None:
+            self._reader = LatestFrameReader(track, self.stats)
+            self._pc.addTrack(
+                ModelTrack(
+                    self._reader,
+                    self._model,
+                    self.spec,
+                    self._executor,
+                    self.stats,
+                    lambda: self._notify("on_first_frame"),
+                    self._on_fault,
+                )
+            )
+        else:
+            self._tasks.append(drain(track))
+
+    def _on_fault(self, exc: BaseException) -> None:
+        self._end("error")
+
+    def _on_connection_state(self) -> None:
+        state = self._pc.connectionState
+        if state == "failed":
+            self._end("ice_failure")
+        elif state == "closed" and not self._closed:
+            self._end("disconnect")
+
+    async def _watch_connect(self) -> None:
+        """ICE without remote candidates stays `checking` forever: bound it."""
+        await asyncio.sleep(self._ice.connect_timeout)
+        if self._pc.connectionState not in ("connected", "closed"):
+            self._end("ice_failure")
+
+    def _end(self, reason: str) -> None:
+        if not self._ended and not self._closed:
+            self._ended = True
+            self._notify("on_ended", reason)
+
+    def _mline_of(self, gatherer: RTCIceGatherer) -> tuple[str | None, int]:
+        for index, transceiver in enumerate(self._pc.getTransceivers()):
+            transport = transceiver.receiver.transport
+            if transport is not None and transport.transport.iceGatherer is gatherer:
+                return transceiver.mid, index
+        return None, 0
+
+    def _on_local_candidate(self, gatherer: RTCIceGatherer, candidate: Candidate | None) -> None:
+        if candidate is not None:
+            mid, index = self._mline_of(gatherer)
+            init = candidate_json(candidate, mid, index)
+            self._pending.append(init)
+            self._notify("on_candidate", init)
+            return
+        self._gathering_left -= 1
+        if self._gathering_left <= 0 and not self.candidates_done:
+            self.candidates_done = True
+            self._notify("on_candidate", None)
+
+    def drain_candidates(self) -> tuple[list[dict[str, Any]], bool]:
+        """Server candidates gathered since the last call, and whether gathering has ended."""
+        pending, self._pending = self._pending, []
+        return pending, self.candidates_done
+
+    async def add_candidate(self, init: dict[str, Any] | None) -> None:
+        """A remote candidate (RTCIceCandidateInit) or `None` for end-of-candidates."""
+        candidate = None if init is None else parse_candidate(init)
+        await self._pc.addIceCandidate(candidate)
+
+    def set_prompt(self, prompt: str) -> None:
+        self._model.set_prompt(prompt)
+
+    def set_image(self, image: Frame | None) -> None:
+        self._model.set_image(image)
+
+    def seconds_since_inbound(self) -> float:
+        """Seconds since the last inbound video frame (or since the leg opened)."""
+        last = self.stats.last_inbound
+        if last is None:
+            return time.time() - self.created_at
+        return time.monotonic() - last
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "leg_id": self.id,
+            "model": self.spec.id,
+            "state": self.connection_state,
+            "ice_state": self.ice_state,
+            "created_at": self.created_at,
+            "stats": self.stats.snapshot(),
+        }
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for gatherer in self._gatherers:
+            await gatherer.close()
+        if self._reader is not None:
+            self._reader.stop()
+        for task in self._tasks:
+            task.cancel()
+        await self._pc.close()

@@ -1,0 +1,76 @@
+"""The set of legs this instance holds, and the one place they are made."""
+
+from __future__ import annotations
+
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+
+from framewire.media.leg import IceOptions, Leg, LegListener
+from framewire.models.base import Frame
+from framewire.models.registry import ModelRegistry
+
+
+class LegNotFound(KeyError):
+    pass
+
+
+class Legs:
+    """Creates, finds and closes legs; owns the worker threads models run in."""
+
+    def __init__(self, registry: ModelRegistry, ice: IceOptions, workers: int) -> None:
+        self.registry = registry
+        self.ice = ice
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
+        self._legs: dict[str, Leg] = {}
+
+    async def open(
+        self,
+        offer_sdp: str,
+        model_id: str,
+        prompt: str | None = None,
+        image: Frame | None = None,
+        listener: LegListener | None = None,
+    ) -> tuple[Leg, str]:
+        """A new leg running `model_id`, and its answer SDP. Raises UnknownModel, InvalidOffer,
+        LegFailed; nothing is left behind on failure."""
+        spec = self.registry.get(model_id)
+        model = self.registry.create(model_id)
+        if prompt:
+            model.set_prompt(prompt)
+        if image is not None:
+            model.set_image(image)
+        leg = Leg(
+            "leg_" + secrets.token_hex(8),
+            spec,
+            model,
+            self._executor,
+            self.ice,
+        )
+        if listener is not None:
+            leg.attach(listener)
+        try:
+            answer = await leg.answer(offer_sdp)
+        except BaseException:
+            await leg.close()
+            raise
+        self._legs[leg.id] = leg
+        return leg, answer
+
+    def get(self, leg_id: str) -> Leg:
+        try:
+            return self._legs[leg_id]
+        except KeyError:
+            raise LegNotFound(leg_id) from None
+
+    def all(self) -> list[Leg]:
+        return list(self._legs.values())
+
+    async def close(self, leg_id: str) -> None:
+        leg = self._legs.pop(leg_id, None)
+        if leg is not None:
+            await leg.close()
+
+    async def close_all(self) -> None:
+        for leg_id in list(self._legs):
+            await self.close(leg_id)
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,198 @@
+"""A session on its owner instance: the leg, the timers, billing, and the one end path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from framewire.media.leg import Leg
+from framewire.sessions.record import SessionRecord
+from framewire.state.base import Accounts, EventLog, SessionStore
+
+OUTBOX_LIMIT = 10_000
+
+
+@dataclass
+class Timings:
+    tick_interval: float
+    inactivity_timeout: float
+    retention: float
+
+
+class LiveSession:
+    """Owns one session's runtime. `end(reason)` is the only way out, and it is idempotent."""
+
+    def __init__(
+        self,
+        record: SessionRecord,
+        leg: Leg,
+        store: SessionStore,
+        events: EventLog,
+        accounts: Accounts,
+        timings: Timings,
+        on_closed: Callable[[LiveSession], Awaitable[None]],
+    ) -> None:
+        self.record = record
+        self.leg = leg
+        self._store = store
+        self._events = events
+        self._accounts = accounts
+        self._timings = timings
+        self._on_closed = on_closed
+        self._outbox: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue(OUTBOX_LIMIT)
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+        self._supervisor: asyncio.Task[None] | None = None
+        self._charged = 0.0
+        self._next_tick: float | None = None
+        self._credit_deadline: float | None = None
+        self._ending: asyncio.Task[SessionRecord] | None = None
+        self.balance_at_start: float | None = None
+        """The key's balance when the session was created; bounds the first charge."""
+        leg.attach(self)
+
+    def start(self) -> None:
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    # events -----------------------------------------------------------------------------
+
+    def publish(self, event: str, data: Any) -> None:
+        """Queue an event for the log; order of calls is the order of ids."""
+        try:
+            self._outbox.put_nowait((event, data))
+        except asyncio.QueueFull:
+            self.end_soon("error")
+
+    async def _write(self) -> None:
+        while True:
+            item = await self._outbox.get()
+            try:
+                if item is None:
+                    return
+                await self._events.append(self.record.session_id, *item)
+            finally:
+                self._outbox.task_done()
+
+    def on_candidate(self, init: dict[str, Any] | None) -> None:
+        self.publish("ice-candidate", init if init is not None else {"candidate": None})
+
+    def on_first_frame(self) -> None:
+        if self.record.started_at is not None or self._ending is not None:
+            return
+        now = time.time()
+        self.record.started_at = now
+        self._next_tick = now + self._timings.tick_interval
+        if self.balance_at_start is not None:
+            self._credit_deadline = now + self.balance_at_start
+        self.publish("generation_started", {})
+        asyncio.get_running_loop().create_task(self._persist())
+        self._wake()
+
+    def on_ended(self, reason: str) -> None:
+        self.end_soon(reason)
+
+    async def _persist(self) -> None:
+        await self._store.put(self.record.session_id, self.record.to_dict())
+
+    # timers -----------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        """Re-plan the supervisor's sleep after a deadline moved."""
+        if self._supervisor is not None and not self._supervisor.done() and self._ending is None:
+            self._supervisor.cancel()
+            self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        while self._ending is None:
+            now = time.time()
+            if now >= self.record.expires_at:
+                self.end_soon("timeout")
+                return
+            if self.leg.seconds_since_inbound() >= self._timings.inactivity_timeout:
+                self.end_soon("inactivity")
+                return
+            if self._next_tick is not None and now >= self._next_tick:
+                await self._tick()
+                continue
+            if self._credit_deadline is not None and now >= self._credit_deadline:
+                if await self._charge(now) is not None:
+                    continue
+                return
+            deadlines = [
+                self.record.expires_at,
+                now + self._timings.inactivity_timeout - self.leg.seconds_since_inbound(),
+            ]
+            if self._next_tick is not None:
+                deadlines.append(self._next_tick)
+            if self._credit_deadline is not None:
+                deadlines.append(self._credit_deadline)
+            await asyncio.sleep(max(0.0, min(min(deadlines) - now, 1.0)))
+
+    async def _tick(self) -> None:
+        assert self._next_tick is not None and self.record.started_at is not None
+        at = self._next_tick
+        self._next_tick = at + self._timings.tick_interval
+        seconds = math.floor(at - self.record.started_at + 1e-6)
+        self.publish("generation_tick", {"seconds": seconds})
+        await self._charge(time.time())
+
+    async def _charge(self, now: float) -> float | None:
+        """Charge generation time up to `now`; end the session when the balance runs out.
+        Returns the remaining balance, or None once the session is ending."""
+        if self.record.started_at is None:
+            return 0.0
+        used = max(0.0, now - self.record.started_at)
+        delta, self._charged = used - self._charged, used
+        remaining = await self._accounts.charge(self.record.key_id, delta)
+        if remaining is None:
+            return math.inf
+        if remaining <= 1e-3:
+            self.end_soon("insufficient_credits")
+            return None
+        self._credit_deadline = now + remaining
+        return remaining
+
+    # the end ----------------------------------------------------------------------------
+
+    def end_soon(self, reason: str) -> None:
+        if self._ending is None:
+            self._ending = asyncio.get_running_loop().create_task(self._end(reason))
+
+    async def end(self, reason: str) -> SessionRecord:
+        """End the session (once, whoever asks first) and return the final record."""
+        self.end_soon(reason)
+        assert self._ending is not None
+        return await asyncio.shield(self._ending)
+
+    async def _end(self, reason: str) -> SessionRecord:
+        now = time.time()
+        if self._supervisor is not None and self._supervisor is not asyncio.current_task():
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        record = self.record
+        await self.leg.close()
+        if record.started_at is not None and self._next_tick is not None and now >= self._next_tick:
+            seconds = math.floor(self._next_tick - record.started_at + 1e-6)
+            self.publish("generation_tick", {"seconds": seconds})
+        record.ended_at = now
+        record.status = "ended"
+        record.reason = reason
+        record.seconds = record.generation_seconds()
+        used = record.seconds
+        remaining = await self._accounts.charge(record.key_id, used - self._charged)
+        self._charged = used
+        record.credits_charged = used
+        record.credits_remaining = None if remaining is None else round(max(0.0, remaining), 3)
+        await self._accounts.release_slot(record.key_id)
+        await self._store.put(record.session_id, record.to_dict(), ttl=self._timings.retention)
+        self.publish("generation_ended", {"seconds": record.seconds, "reason": reason})
+        await self._outbox.put(None)
+        await self._writer
+        await self._events.expire(record.session_id, self._timings.retention)
+        await self._on_closed(self)
+        return record

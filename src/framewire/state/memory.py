@@ -1,0 +1,177 @@
+"""In-memory state: the embedded default (one process). Several apps in one process may share
+one `MemoryState` to act as several instances of one service, as tests do."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections import defaultdict
+from typing import Any
+
+from framewire.state.base import CommandHandler, Event, Record
+
+
+class _Expiring:
+    def __init__(self) -> None:
+        self._deadline: dict[str, float] = {}
+
+    def set(self, key: str, ttl: float | None) -> None:
+        if ttl is None:
+            self._deadline.pop(key, None)
+        else:
+            self._deadline[key] = time.monotonic() + ttl
+
+    def expired(self, key: str) -> bool:
+        deadline = self._deadline.get(key)
+        return deadline is not None and time.monotonic() >= deadline
+
+
+class MemorySessionStore:
+    def __init__(self) -> None:
+        self._records: dict[str, Record] = {}
+        self._ttl = _Expiring()
+
+    async def get(self, session_id: str) -> Record | None:
+        if self._ttl.expired(session_id):
+            self._records.pop(session_id, None)
+            self._ttl.set(session_id, None)
+        record = self._records.get(session_id)
+        return copy.deepcopy(record) if record is not None else None
+
+    async def put(self, session_id: str, record: Record, ttl: float | None = None) -> None:
+        self._records[session_id] = copy.deepcopy(record)
+        self._ttl.set(session_id, ttl)
+        self._sweep()
+
+    async def ids_owned_by(self, instance_id: str) -> list[str]:
+        self._sweep()
+        return [sid for sid, r in self._records.items() if r.get("owner") == instance_id]
+
+    def _sweep(self) -> None:
+        for sid in [s for s in self._records if self._ttl.expired(s)]:
+            self._records.pop(sid, None)
+            self._ttl.set(sid, None)
+
+
+class MemoryEventLog:
+    def __init__(self) -> None:
+        self._events: dict[str, list[Event]] = defaultdict(list)
+        self._changed: dict[str, asyncio.Condition] = {}
+        self._ttl = _Expiring()
+
+    def _condition(self, session_id: str) -> asyncio.Condition:
+        if session_id not in self._changed:
+            self._changed[session_id] = asyncio.Condition()
+        return self._changed[session_id]
+
+    async def append(self, session_id: str, event: str, data: Any) -> int:
+        log = self._events[session_id]
+        entry = Event(len(log) + 1, event, copy.deepcopy(data))
+        log.append(entry)
+        condition = self._condition(session_id)
+        async with condition:
+            condition.notify_all()
+        return entry.id
+
+    async def read(self, session_id: str, after: int, wait: float) -> list[Event]:
+        self._sweep()
+        found = [e for e in self._events.get(session_id, []) if e.id > after]
+        if found or wait <= 0:
+            return found
+        condition = self._condition(session_id)
+        async with condition:
+            try:
+                await asyncio.wait_for(
+                    condition.wait_for(
+                        lambda: (
+                            bool(self._events.get(session_id))
+                            and self._events[session_id][-1].id > after
+                        )
+                    ),
+                    wait,
+                )
+            except TimeoutError:
+                return []
+        return [e for e in self._events.get(session_id, []) if e.id > after]
+
+    async def expire(self, session_id: str, ttl: float) -> None:
+        self._ttl.set(session_id, ttl)
+
+    def _sweep(self) -> None:
+        for sid in [s for s in self._events if self._ttl.expired(s)]:
+            self._events.pop(sid, None)
+            self._changed.pop(sid, None)
+            self._ttl.set(sid, None)
+
+
+class MemoryCommandBus:
+    def __init__(self) -> None:
+        self._handlers: dict[str, CommandHandler] = {}
+
+    async def serve(self, instance_id: str, handler: CommandHandler) -> None:
+        self._handlers[instance_id] = handler
+
+    async def call(self, instance_id: str, command: Record, timeout: float) -> Record:
+        handler = self._handlers.get(instance_id)
+        if handler is None:
+            raise TimeoutError(f"instance {instance_id} does not answer")
+        return await asyncio.wait_for(handler(copy.deepcopy(command)), timeout)
+
+    async def stop(self) -> None:
+        self._handlers.clear()
+
+
+class MemoryAccounts:
+    def __init__(self) -> None:
+        self._balance: dict[str, float | None] = {}
+        self._slots: dict[str, int] = defaultdict(int)
+
+    async def ensure(self, key_id: str, credit: float | None) -> None:
+        self._balance.setdefault(key_id, credit)
+
+    async def balance(self, key_id: str) -> float | None:
+        return self._balance.get(key_id)
+
+    async def charge(self, key_id: str, seconds: float) -> float | None:
+        current = self._balance.get(key_id)
+        if current is None:
+            return None
+        self._balance[key_id] = current - seconds
+        return self._balance[key_id]
+
+    async def acquire_slot(self, key_id: str, limit: int) -> bool:
+        if self._slots[key_id] >= limit:
+            return False
+        self._slots[key_id] += 1
+        return True
+
+    async def release_slot(self, key_id: str) -> None:
+        self._slots[key_id] = max(0, self._slots[key_id] - 1)
+
+
+class MemoryHeartbeats:
+    def __init__(self) -> None:
+        self._beats = _Expiring()
+        self._known: set[str] = set()
+
+    async def beat(self, instance_id: str, ttl: float) -> None:
+        self._known.add(instance_id)
+        self._beats.set(instance_id, ttl)
+
+    async def alive(self, instance_id: str) -> bool:
+        return instance_id in self._known and not self._beats.expired(instance_id)
+
+    async def instances(self) -> list[str]:
+        return sorted(i for i in self._known if not self._beats.expired(i))
+
+
+class MemoryState:
+    """All ports, in memory, shareable by several apps in one process."""
+
+    def __init__(self) -> None:
+        self.sessions = MemorySessionStore()
+        self.events = MemoryEventLog()
+        self.commands = MemoryCommandBus()
+        self.accounts = MemoryAccounts()
+        self.heartbeats = MemoryHeartbeats()
