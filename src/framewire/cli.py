@@ -1,12 +1,18 @@
-"""The `framewire` command: serve, proxy, run."""
+"""The `framewire` command: `serve`, plus the subcommands other modules register
+(`proxy` from framewire.proxy.command, `run` from framewire.client.command)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
 import uvicorn
+
+SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.client.command")
+"""Each defines `register(subparsers)`, adding its parser with `set_defaults(func=...)`;
+`func(args) -> int` is the exit status."""
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -30,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=serve)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from framewire import __version__
-from framewire.api import events, problems, realtime
+from framewire.api import events, models, ops, problems, realtime, web
+from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.config import Settings
 from framewire.media.leg import IceOptions
@@ -98,6 +99,8 @@ def create_app(
     app.state.sessions = service
     app.state.legs = legs
     problems.install(app)
-    app.include_router(realtime.router)
-    app.include_router(events.router)
+    for router in (realtime.router, events.router, leg_routes.router, models.router):
+        app.include_router(router)
+    app.include_router(ops.router)
+    app.include_router(web.router)
     return app

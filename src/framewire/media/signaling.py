@@ -55,6 +55,9 @@ def parse_candidate(init: Any) -> RTCIceCandidate:
         text = text[2:]
     if text.startswith("candidate:"):
         text = text[len("candidate:") :]
+    bits = text.split()
+    if len(bits) < 8 or bits[6] != "typ" or not bits[1].isdigit() or not bits[5].isdigit():
+        raise InvalidCandidate(f"unparseable candidate: {init.get('candidate')!r}")
     try:
         candidate = candidate_from_sdp(text)
     except (ValueError, IndexError) as exc:

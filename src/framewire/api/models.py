@@ -1,0 +1,18 @@
+"""`GET /v1/models`: the registry, so clients (the web page's picker) can list what runs here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from framewire.media.legs import Legs
+
+router = APIRouter(tags=["models"])
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> JSONResponse:
+    legs: Legs = request.app.state.legs
+    return JSONResponse({"models": [asdict(spec) for spec in legs.registry.specs()]})
