@@ -43,6 +43,8 @@ class PatternTrack(MediaStreamTrack):
         self.sent_at: dict[int, float] = {}
 
     async def recv(self) -> VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
         if self._start is None:
             self._start = time.monotonic()
         target = self._start + self._count / self.fps

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from framewire.api.app import create_app
 from framewire.config import Settings
+from framewire.models.registry import ModelRegistry
 from framewire.state.memory import MemoryState
 
 API_KEY = "test-key-1"
@@ -67,6 +68,9 @@ async def running(app: FastAPI) -> AsyncIterator[Running]:
 
 
 @contextlib.asynccontextmanager
-async def framewire(state: MemoryState | None = None, **overrides: Any) -> AsyncIterator[Running]:
-    async with running(create_app(test_settings(**overrides), state=state)) as server:
+async def framewire(
+    state: MemoryState | None = None, registry: ModelRegistry | None = None, **overrides: Any
+) -> AsyncIterator[Running]:
+    app = create_app(test_settings(**overrides), state=state, registry=registry)
+    async with running(app) as server:
         yield server

@@ -8,6 +8,7 @@ output slot, so a slow model drops frames instead of queueing them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +21,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
 from framewire.models.base import Frame, FrameModel, ModelSpec
+from framewire.policy.base import StreamViolation
+
+log = logging.getLogger("framewire.media")
 
 VIDEO_CLOCK = 90_000
 PACING_SLACK = 0.9
@@ -126,7 +130,7 @@ class ModelTrack(MediaStreamTrack):
         executor: Executor,
         stats: FrameStats,
         on_first_frame: Callable[[], None],
-        on_fault: Callable[[BaseException], None],
+        on_fault: Callable[[str], None],
     ) -> None:
         super().__init__()
         self._reader = reader
@@ -161,8 +165,13 @@ class ModelTrack(MediaStreamTrack):
         loop = asyncio.get_running_loop()
         try:
             image = await loop.run_in_executor(self._executor, self._transform, frame)
-        except Exception as exc:  # a model fault ends the session with reason "error"
-            self._on_fault(exc)
+        except StreamViolation as exc:
+            self._on_fault("moderation_violation")
+            self.stop()
+            raise MediaStreamError from exc
+        except Exception as exc:  # any other model fault ends the session with reason "error"
+            log.warning("model %s failed: %r", self._spec.id, exc)
+            self._on_fault("error")
             self.stop()
             raise MediaStreamError from exc
         out = VideoFrame.from_ndarray(image, format="bgr24")

@@ -151,8 +151,8 @@ class Leg:
         else:
             self._tasks.append(drain(track))
 
-    def _on_fault(self, exc: BaseException) -> None:
-        self._end("error")
+    def _on_fault(self, reason: str) -> None:
+        self._end(reason)
 
     def _on_connection_state(self) -> None:
         state = self._pc.connectionState
