@@ -17,7 +17,9 @@ from tests.servers import OTHER_KEY, Running, framewire
 SESSIONS = "/v1/realtime/sessions"
 
 
-def assert_problem(response: httpx.Response, status: int, slug: str | None = None) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response, status: int, slug: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
@@ -118,9 +120,7 @@ async def test_404_for_unknown_sessions_routes_and_other_keys_sessions(
 ) -> None:
     assert_problem(await http.get(f"{SESSIONS}/rs_missing"), 404, "not-found")
     assert_problem(await http.delete(f"{SESSIONS}/rs_missing"), 404)
-    assert_problem(
-        await http.post(f"{SESSIONS}/rs_missing/prompt", json={"prompt": "x"}), 404
-    )
+    assert_problem(await http.post(f"{SESSIONS}/rs_missing/prompt", json={"prompt": "x"}), 404)
     assert_problem(
         await http.patch(
             f"{SESSIONS}/rs_missing", json={"candidates": []}, headers={"If-Match": "*"}
@@ -209,7 +209,8 @@ async def test_422_for_semantically_invalid_requests(http: httpx.AsyncClient) ->
     created = await create(http, model="lucy_2_rt")
     url = f"{SESSIONS}/{created.json()['session_id']}"
     assert_problem(
-        await http.post(f"{url}/prompt", json={"prompt": "forbiddenword"}), 422,
+        await http.post(f"{url}/prompt", json={"prompt": "forbiddenword"}),
+        422,
         "moderation-rejected",
     )
     assert_problem(await http.post(f"{url}/prompt", json={"prompt": "   "}), 422)
@@ -231,9 +232,7 @@ async def test_503_with_retry_after_at_capacity() -> None:
 
 
 async def test_402_without_credit_and_429_over_the_key_limit() -> None:
-    async with framewire(
-        api_keys={"broke": 0.0, "busy": None}, key_concurrency=1
-    ) as server:
+    async with framewire(api_keys={"broke": 0.0, "busy": None}, key_concurrency=1) as server:
         async with server.client("broke") as broke:
             assert_problem(await create(broke), 402, "insufficient-credits")
         async with server.client("busy") as busy:

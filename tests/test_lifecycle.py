@@ -55,7 +55,9 @@ async def balance(server: Running) -> float | None:
     return result
 
 
-async def ended(session: Open, server: Running, reason: str, timeout: float = 20.0) -> dict[str, Any]:
+async def ended(
+    session: Open, server: Running, reason: str, timeout: float = 20.0
+) -> dict[str, Any]:
     """Wait for the end; check the SSE order, the summary and the ledger."""
     end = await session.events.wait_for("generation_ended", timeout=timeout)
     await session.events.wait_closed()

@@ -50,7 +50,7 @@ async def run_curl(command: str) -> tuple[int, dict[str, str], str]:
 async def test_the_seed_curl_examples_work_with_the_base_url_swapped() -> None:
     commands = seed_commands()
     create, trickle, prompt, image, restart, delete, get = commands
-    assert "If-Match: \"*\"" in restart
+    assert 'If-Match: "*"' in restart
     peer = ClientPeer()
     offer = await peer.offer()
     ok, png = cv2.imencode(".png", np.full((32, 32, 3), (40, 160, 220), np.uint8))
