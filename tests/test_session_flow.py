@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from aiortc.mediastreams import AudioStreamTrack
 
 from tests.peers import ClientPeer
 from tests.servers import framewire
@@ -116,4 +117,25 @@ async def test_session_lifecycle_end_to_end() -> None:
         state = await http.get(f"/v1/realtime/sessions/{session_id}")
         assert state.status_code == 200
         assert state.json()["status"] == "ended" and state.json()["summary"] == summary
+        await peer.close()
+
+
+async def test_an_offer_with_audio_and_video_like_a_browser_is_answered_cleanly() -> None:
+    async with framewire() as server, server.client() as http:
+        peer = ClientPeer()
+        peer.pc.addTrack(AudioStreamTrack())
+        offer = await peer.offer()
+        created = await http.post(
+            "/v1/realtime/sessions",
+            json={"model": "passthrough", "sdp": {"type": "offer", "sdp": offer}},
+        )
+        assert created.status_code == 201, created.text
+        answer = created.json()["sdp"]["sdp"]
+        assert "m=audio" in answer and "m=video" in answer
+        await peer.accept(answer)
+        frame = await peer.wait_frames(5)
+        assert frame.shape == (480, 640, 3)
+        leg = server.app.state.legs.all()[0]
+        assert leg.stats.frames_in > 0
+        await http.delete(f"/v1/realtime/sessions/{created.json()['session_id']}")
         await peer.close()
