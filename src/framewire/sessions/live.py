@@ -98,6 +98,12 @@ class LiveSession:
     async def _persist(self) -> None:
         await self._store.put(self.record.session_id, self.record.to_dict())
 
+    def use_prompt(self, prompt: str, enhanced: str, enhance: bool) -> None:
+        """Hand the model its (enhanced) prompt and remember both forms in the record."""
+        self.leg.set_prompt(enhanced)
+        self.record.prompt, self.record.enhanced_prompt = prompt, enhanced
+        self.record.enhance_prompt = enhance
+
     # timers -----------------------------------------------------------------------------
 
     def _wake(self) -> None:

@@ -367,10 +367,7 @@ class SessionService:
                 await live.leg.add_candidate(item)
             return {}
         if op == "prompt":
-            live.leg.set_prompt(command["enhanced"])
-            live.record.prompt = command["prompt"]
-            live.record.enhanced_prompt = command["enhanced"]
-            live.record.enhance_prompt = command["enhance"]
+            live.use_prompt(command["prompt"], command["enhanced"], command["enhance"])
             await self.ports.sessions.put(live.record.session_id, live.record.to_dict())
             return {}
         if op == "image":
@@ -380,10 +377,7 @@ class SessionService:
             live.leg.set_image(frame)
             live.record.has_image = True
             if command["prompt"]:
-                live.leg.set_prompt(command["enhanced"])
-                live.record.prompt = command["prompt"]
-                live.record.enhanced_prompt = command["enhanced"]
-                live.record.enhance_prompt = command["enhance"]
+                live.use_prompt(command["prompt"], command["enhanced"], command["enhance"])
             await self.ports.sessions.put(live.record.session_id, live.record.to_dict())
             return {}
         if op == "end":
