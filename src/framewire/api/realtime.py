@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from framewire import errors
+from framewire.api import schemas
 from framewire.api.auth import require_key
 from framewire.api.bodies import (
     IMAGE_BODY_LIMIT,
@@ -79,7 +80,12 @@ def events_of(request: Request, record: SessionRecord, token: str) -> dict[str, 
     return {"url": f"{BASE}/{record.session_id}/events", "event_token": token}
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=schemas.body(schemas.CreateSession),
+    responses={201: {"model": schemas.SessionCreated}, 402: {}, 429: {}, **schemas.PROBLEMS},
+)
 async def create_session(request: Request, key: KeyId) -> JSONResponse:
     body = await read_json(request, IMAGE_BODY_LIMIT)
     model = required_str(body, "model")
@@ -103,7 +109,7 @@ async def create_session(request: Request, key: KeyId) -> JSONResponse:
     )
 
 
-@router.get("/{session_id}")
+@router.get("/{session_id}", responses=schemas.PROBLEMS)
 async def get_session(session_id: str, request: Request, key: KeyId) -> JSONResponse:
     service = service_of(request)
     record = await service.find(session_id, key)
@@ -114,7 +120,12 @@ async def get_session(session_id: str, request: Request, key: KeyId) -> JSONResp
     return JSONResponse(body, headers={"ETag": record.etag})
 
 
-@router.patch("/{session_id}")
+@router.patch(
+    "/{session_id}",
+    status_code=204,
+    openapi_extra=schemas.body(schemas.PatchSession, "application/json", SDPFRAG),
+    responses={412: {}, 428: {}, **schemas.PROBLEMS},
+)
 async def patch_session(session_id: str, request: Request, key: KeyId) -> Response:
     service = service_of(request)
     if_match = request.headers.get("if-match")
@@ -138,13 +149,17 @@ async def patch_session(session_id: str, request: Request, key: KeyId) -> Respon
     return Response(status_code=204, headers={"ETag": record.etag})
 
 
-@router.delete("/{session_id}")
+@router.delete("/{session_id}", responses={200: {"model": schemas.Summary}, **schemas.PROBLEMS})
 async def delete_session(session_id: str, request: Request, key: KeyId) -> JSONResponse:
     record = await service_of(request).delete(session_id, key)
     return JSONResponse(record.summary())
 
 
-@router.post("/{session_id}/prompt")
+@router.post(
+    "/{session_id}/prompt",
+    openapi_extra=schemas.body(schemas.SetPrompt),
+    responses=schemas.PROBLEMS,
+)
 async def set_prompt(session_id: str, request: Request, key: KeyId) -> JSONResponse:
     body = await read_json(request)
     prompt = prompt_of(body, required=True)
@@ -156,7 +171,11 @@ async def set_prompt(session_id: str, request: Request, key: KeyId) -> JSONRespo
     )
 
 
-@router.post("/{session_id}/image")
+@router.post(
+    "/{session_id}/image",
+    openapi_extra=schemas.body(schemas.SetImage),
+    responses=schemas.PROBLEMS,
+)
 async def set_image(session_id: str, request: Request, key: KeyId) -> JSONResponse:
     body = await read_json(request, IMAGE_BODY_LIMIT)
     if body.get("image_data") is None:
