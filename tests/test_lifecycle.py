@@ -147,12 +147,18 @@ async def test_a_stream_moderation_verdict_ends_with_moderation_violation() -> N
     async with payer(registry=registry_with_failures()) as server, server.client("payer") as http:
         session = await open_session(server, http, model="unsafe")
         await ended(session, server, "moderation_violation")
+        assert session.events.names()[-2] == "error"
+        assert session.events.events[-2].data["type"].endswith("/moderation-violation")
 
 
 async def test_a_fault_in_the_frame_loop_ends_with_error() -> None:
     async with payer(registry=registry_with_failures()) as server, server.client("payer") as http:
         session = await open_session(server, http, model="crashy")
         await ended(session, server, "error")
+        names = session.events.names()
+        assert names[-2:] == ["error", "generation_ended"]
+        problem = session.events.events[-2].data
+        assert problem["status"] == 500 and problem["title"] and problem["detail"]
 
 
 async def test_racing_deletes_and_automatic_end_settle_exactly_once() -> None:

@@ -10,11 +10,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from framewire import errors
 from framewire.media.leg import Leg
 from framewire.sessions.record import SessionRecord
 from framewire.state.base import Accounts, EventLog, SessionStore
 
 OUTBOX_LIMIT = 10_000
+END_PROBLEMS = {
+    reason: {"type": errors.PROBLEM_BASE + slug, "title": title, "detail": detail, "status": 500}
+    for reason, slug, title, detail in (
+        ("error", "generation-failed", "Generation failed", "the session ended on a server fault"),
+        (
+            "moderation_violation",
+            "moderation-violation",
+            "Stream rejected by moderation",
+            "the video stream violated the content policy",
+        ),
+    )
+}
+"""Ends that are the server's verdict also send an `error` event (a problem) before the end."""
 
 
 @dataclass
@@ -196,6 +210,8 @@ class LiveSession:
         record.credits_remaining = None if remaining is None else round(max(0.0, remaining), 3)
         await self._accounts.release_slot(record.key_id)
         await self._store.put(record.session_id, record.to_dict(), ttl=self._timings.retention)
+        if reason in END_PROBLEMS:
+            self.publish("error", END_PROBLEMS[reason])
         self.publish("generation_ended", {"seconds": record.seconds, "reason": reason})
         await self._outbox.put(None)
         await self._writer
