@@ -17,6 +17,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.exceptions import OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
 from framewire.media.frameloop import FrameStats, LatestFrameReader, ModelTrack, drain
@@ -72,6 +73,8 @@ class Leg:
         self.spec = spec
         self.created_at = time.time()
         self.stats = FrameStats()
+        self.owner: str | None = None
+        """Key id of the API key that opened a bare leg; None for a session's leg."""
         self._listener: LegListener | None = None
         self._held: list[tuple[str, tuple[Any, ...]]] = []
         self._model = model
@@ -122,6 +125,11 @@ class Leg:
             await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         except (ValueError, KeyError, IndexError) as exc:
             raise InvalidOffer(f"invalid SDP offer: {exc}") from exc
+        except OperationError as exc:
+            raise InvalidOffer(
+                "the SDP offer has no codec in common with the server "
+                "(video: VP8 or H264; audio: Opus, PCMU or PCMA)"
+            ) from exc
         self._gatherers = install_trickle(
             self._pc, self._ice.interfaces, self._ice.announced_ip, self._on_local_candidate
         )

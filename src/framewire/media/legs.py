@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
-from framewire.media.leg import IceOptions, Leg, LegListener
+from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
 from framewire.models.base import Frame
 from framewire.models.registry import ModelRegistry
 
@@ -22,6 +22,7 @@ class Legs:
         self.ice = ice
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
         self._legs: dict[str, Leg] = {}
+        self._opening = 0
 
     async def open(
         self,
@@ -30,11 +31,15 @@ class Legs:
         prompt: str | None = None,
         image: Frame | None = None,
         listener: LegListener | None = None,
+        owner: str | None = None,
     ) -> tuple[Leg, str]:
         """A new leg running `model_id`, and its answer SDP. Raises UnknownModel, InvalidOffer,
-        LegFailed; nothing is left behind on failure."""
+        LegFailed; nothing is left behind on failure. `owner`: the key id of a bare leg."""
         spec = self.registry.get(model_id)
-        model = self.registry.create(model_id)
+        try:
+            model = self.registry.create(model_id)
+        except Exception as exc:  # a plugin backend may fail any way (missing, no GPU, ...)
+            raise LegFailed(f"model {model_id!r} could not be started: {exc}") from exc
         if prompt:
             model.set_prompt(prompt)
         if image is not None:
@@ -46,13 +51,17 @@ class Legs:
             self._executor,
             self.ice,
         )
+        leg.owner = owner
         if listener is not None:
             leg.attach(listener)
+        self._opening += 1
         try:
             answer = await leg.answer(offer_sdp)
         except BaseException:
             await leg.close()
             raise
+        finally:
+            self._opening -= 1
         self._legs[leg.id] = leg
         return leg, answer
 
@@ -64,6 +73,10 @@ class Legs:
 
     def all(self) -> list[Leg]:
         return list(self._legs.values())
+
+    def count(self) -> int:
+        """Open legs plus legs being opened: what a capacity check must count."""
+        return len(self._legs) + self._opening
 
     async def close(self, leg_id: str) -> None:
         leg = self._legs.pop(leg_id, None)
