@@ -16,6 +16,8 @@ class Received:
     id: int | None
     event: str
     data: Any
+    at: float = field(default_factory=time.monotonic, compare=False)
+    """When the reader got it (monotonic clock)."""
 
 
 @dataclass

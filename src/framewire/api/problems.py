@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from framewire import errors
 
@@ -66,6 +67,13 @@ def install(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return problem(errors.BadRequest(f"{where}: {first.get('msg', 'invalid')}"), request)
 
+    async def on_gone_client(request: Request, exc: Exception) -> JSONResponse:
+        # The client hung up mid-body: nobody reads this answer, and nothing failed here.
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return problem(
+            errors.BadRequest("the client disconnected before sending the body"), request
+        )
+
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(errors.FramewireError("an internal error occurred"), request)
@@ -73,4 +81,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.FramewireError, on_domain)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(ClientDisconnect, on_gone_client)
     app.add_exception_handler(Exception, on_crash)
