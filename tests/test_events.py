@@ -46,3 +46,23 @@ async def test_idle_streams_get_comment_keepalives() -> None:
         assert session.events.raw.count(": keep-alive") >= before + 2
         await http.delete(session.url)
         await session.close()
+
+
+async def test_a_session_holds_a_bounded_number_of_event_streams() -> None:
+    async with framewire() as server, server.client() as http:
+        session = await open_session(server, http, connect=False)
+        await session.events.wait_for("ice-candidate")
+        extra = [EventReader(session.events.client, session.events.url).start() for _ in range(3)]
+        for reader in extra:
+            await reader.wait_for("ice-candidate")
+        refused = await session.events.client.get(session.events.url)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        assert refused.json()["type"].endswith("/too-many-streams")
+        await extra[0].stop()
+        await asyncio.sleep(0.2)
+        again = EventReader(session.events.client, session.events.url).start()
+        await again.wait_for("ice-candidate")
+        await http.delete(session.url)
+        for reader in [*extra[1:], again]:
+            await reader.wait_closed()
+        await session.close()

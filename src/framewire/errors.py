@@ -93,6 +93,10 @@ class TooManySessions(FramewireError):
     status, slug, title = 429, "too-many-sessions", "Too many concurrent sessions for this key"
 
 
+class TooManyStreams(FramewireError):
+    status, slug, title = 429, "too-many-streams", "Too many event streams for this session"
+
+
 class ServiceUnavailable(FramewireError):
     status, slug, title = 503, "service-unavailable", "Service temporarily unavailable"
 

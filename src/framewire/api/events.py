@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,9 @@ from framewire.state.base import Event
 
 router = APIRouter(tags=["realtime"])
 RECONNECT_MS = 1000
+MAX_STREAMS_PER_SESSION = 4
+"""Open SSE streams one session may hold on one instance: a page, a reconnect racing its old
+stream, and a monitor; more is a client bug or abuse, and each costs a task."""
 
 
 def encode(event: Event) -> str:
@@ -23,9 +27,26 @@ def encode(event: Event) -> str:
 
 
 async def stream(
+    service: SessionService,
+    session_id: str,
+    after: int,
+    keepalive: float,
+    open_streams: Counter[str],
+) -> AsyncIterator[str]:
+    open_streams[session_id] += 1  # here, not in the route: only a started stream counts
+    try:
+        yield f"retry: {RECONNECT_MS}\n\n"
+        async for chunk in follow(service, session_id, after, keepalive):
+            yield chunk
+    finally:
+        open_streams[session_id] -= 1
+        if open_streams[session_id] <= 0:
+            del open_streams[session_id]
+
+
+async def follow(
     service: SessionService, session_id: str, after: int, keepalive: float
 ) -> AsyncIterator[str]:
-    yield f"retry: {RECONNECT_MS}\n\n"
     log = service.ports.events
     while True:
         batch = await log.read(session_id, after, wait=keepalive)
@@ -60,8 +81,14 @@ async def session_events(session_id: str, request: Request) -> StreamingResponse
     if not last.isdigit():
         raise errors.BadRequest("Last-Event-ID must be an event id from this stream")
     keepalive: float = request.app.state.settings.keepalive_interval
+    open_streams: Counter[str] = request.app.state.sse_streams
+    if open_streams[session_id] >= MAX_STREAMS_PER_SESSION:
+        raise errors.TooManyStreams(
+            f"session {session_id} already has {MAX_STREAMS_PER_SESSION} open event streams",
+            headers={"Retry-After": "5"},
+        )
     return StreamingResponse(
-        stream(service, session_id, int(last), keepalive),
+        stream(service, session_id, int(last), keepalive, open_streams),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
