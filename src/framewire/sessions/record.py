@@ -37,6 +37,8 @@ class SessionRecord:
     seconds: float = 0.0
     credits_charged: float = 0.0
     credits_remaining: float | None = None
+    charged: float = 0.0
+    """Generation seconds the owner has charged to the ledger so far (saved on each charge)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

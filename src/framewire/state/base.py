@@ -29,6 +29,11 @@ class SessionStore(Protocol):
 
     async def ids_owned_by(self, instance_id: str) -> list[str]: ...
 
+    async def claim(self, session_id: str, ttl: float) -> bool:
+        """True for the first caller only (for `ttl` seconds): the one that settles a session
+        whose owner died, when several instances notice at once."""
+        ...
+
 
 class EventLog(Protocol):
     async def append(self, session_id: str, event: str, data: Any) -> int:
@@ -85,4 +90,14 @@ class Heartbeats(Protocol):
 
     async def alive(self, instance_id: str) -> bool: ...
 
-    async def instances(self) -> list[str]: ...
+    async def instances(self) -> list[str]:
+        """The live instances."""
+        ...
+
+    async def departed(self) -> dict[str, float]:
+        """Instances that beat once and fell silent, with the time (epoch) of their last beat."""
+        ...
+
+    async def forget(self, instance_id: str) -> None:
+        """Drop a departed instance (its sessions are settled); a live one stays."""
+        ...

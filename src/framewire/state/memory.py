@@ -31,6 +31,7 @@ class MemorySessionStore:
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
         self._ttl = _Expiring()
+        self._claims: dict[str, float] = {}
 
     async def get(self, session_id: str) -> Record | None:
         if self._ttl.expired(session_id):
@@ -47,6 +48,13 @@ class MemorySessionStore:
     async def ids_owned_by(self, instance_id: str) -> list[str]:
         self._sweep()
         return [sid for sid, r in self._records.items() if r.get("owner") == instance_id]
+
+    async def claim(self, session_id: str, ttl: float) -> bool:
+        now = time.monotonic()
+        if self._claims.get(session_id, 0.0) > now:
+            return False
+        self._claims[session_id] = now + ttl
+        return True
 
     def _sweep(self) -> None:
         for sid in [s for s in self._records if self._ttl.expired(s)]:
@@ -153,10 +161,11 @@ class MemoryAccounts:
 class MemoryHeartbeats:
     def __init__(self) -> None:
         self._beats = _Expiring()
-        self._known: set[str] = set()
+        self._known: dict[str, float] = {}
+        """Instance -> epoch time of its last beat."""
 
     async def beat(self, instance_id: str, ttl: float) -> None:
-        self._known.add(instance_id)
+        self._known[instance_id] = time.time()
         self._beats.set(instance_id, ttl)
 
     async def alive(self, instance_id: str) -> bool:
@@ -164,6 +173,13 @@ class MemoryHeartbeats:
 
     async def instances(self) -> list[str]:
         return sorted(i for i in self._known if not self._beats.expired(i))
+
+    async def departed(self) -> dict[str, float]:
+        return {i: at for i, at in self._known.items() if self._beats.expired(i)}
+
+    async def forget(self, instance_id: str) -> None:
+        if self._beats.expired(instance_id):
+            self._known.pop(instance_id, None)
 
 
 class MemoryState:
