@@ -37,7 +37,7 @@ unit: install system
 test: lint typecheck unit
 
 demo: install
-	$(BIN)/framewire run --demo -o out/demo.mp4 --model lucy_2_rt --prompt "anime style portrait"
+	$(BIN)/framewire run --demo -o out/demo.mp4 --still out/demo.png --model lucy_2_rt --prompt "anime style portrait"
 
 bench: install system
 	$(BIN)/python bench/signaling.py
