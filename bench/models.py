@@ -1,22 +1,44 @@
-"""Per-frame cost of each built-in model look on this machine.
+"""Per-frame cost of each built-in model look on this machine, and of the frame loop around it.
 
     /tmp/venv/bin/python bench/models.py --frames 60 --width 1280 --height 720 [--threads 1]
+        [--backend NAME]
 
 Runs every style the Stylizer knows (passthrough is the baseline) on a photo-like synthetic
 scene that changes every frame (it pans), and prints p50/p95 milliseconds per frame. The
 media layer calls `process` from one worker thread per leg, so `--threads 1` (cv2's own thread
-pool off) is the number that matters when legs share the cores.
+pool off) is the number that matters when legs share the cores. `--backend NAME` runs the same
+prompts on another backend (a plugin's entry-point name) at lucy_2_rt's size instead.
+
+A second table prints what the server spends per frame around the model at that size: the
+decoded frame to the model's BGR input (same size, and scaled up from 320x240), the model's
+output to the encoder (the frame loop's cv2 yuv420p conversion beside the encoder-side swscale
+it replaces), and VP8 / H.264 encoding at the leg's bitrate policy, VP8 decoding.
 """
 
 from __future__ import annotations
 
 import argparse
+import fractions
+import math
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 import cv2
 import numpy as np
+from aiortc.codecs.vpx import Vp8Decoder, vp8_depayload
+from aiortc.jitterbuffer import JitterFrame
+from av import VideoFrame
+from av.video.reformatter import VideoReformatter
 
+from framewire.media.codecs import (
+    BitrateGovernor,
+    BitratePolicy,
+    GovernedH264Encoder,
+    GovernedVp8Encoder,
+)
+from framewire.media.frameloop import encodable
 from framewire.models.base import Frame, FrameModel
 from framewire.models.registry import ModelRegistry
 
@@ -56,17 +78,80 @@ def scene(width: int, height: int) -> Frame:
     return canvas
 
 
-def measure(model: FrameModel, canvas: Frame, width: int, frames: int) -> list[float]:
-    """Milliseconds per `process` call over `frames` successive pans of the canvas."""
+def pans(canvas: Frame, width: int, count: int = 16) -> list[Frame]:
+    """`count` successive views of the canvas, 17 px apart: a slow pan."""
+    return [np.ascontiguousarray(canvas[:, x : x + width]) for x in range(0, 17 * count, 17)]
+
+
+def measure(model: FrameModel, views: list[Frame], frames: int) -> list[float]:
+    """Milliseconds per `process` call over `frames` successive pans."""
+    return timed(lambda i: model.process(views[i % len(views)]), frames)
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p95 (NaN when there are none)."""
+    if not values:
+        return math.nan, math.nan
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * len(ordered)))]
+
+
+def timed(step: Callable[[int], object], frames: int) -> list[float]:
+    """Milliseconds per call of `step(i)` for `frames` calls, after 3 warm-up calls."""
     costs = []
     for i in range(frames + 3):
-        x = (i * 17) % (canvas.shape[1] - width)
-        frame = np.ascontiguousarray(canvas[:, x : x + width])
         start = time.perf_counter()
-        model.process(frame)
+        step(i)
         if i >= 3:
             costs.append((time.perf_counter() - start) * 1000.0)
     return costs
+
+
+def frame_loop_table(views: list[Frame], width: int, height: int, frames: int) -> None:
+    """The frame loop's per-frame steps around the model, at the model's size."""
+    decoded = [VideoFrame.from_ndarray(v, format="bgr24").reformat(format="yuv420p") for v in views]
+    small = [frame.reformat(width=320, height=240) for frame in decoded]
+    reformatter = VideoReformatter()
+    policy = BitratePolicy.for_video(width, height, 20)
+    vp8 = GovernedVp8Encoder(BitrateGovernor(policy))
+    h264 = GovernedH264Encoder(BitrateGovernor(policy))
+    encoded: list[JitterFrame] = []
+
+    def to_model(frames: list[VideoFrame]) -> Callable[[int], object]:
+        return lambda i: reformatter.reformat(
+            frames[i % len(frames)], width=width, height=height, format="bgr24"
+        ).to_ndarray()
+
+    def to_encoder(i: int) -> VideoFrame:
+        frame = encodable(views[i % len(views)])
+        frame.pts, frame.time_base = i * 4500, fractions.Fraction(1, 90_000)
+        return frame
+
+    def vp8_encode(i: int) -> None:
+        payloads, timestamp = vp8.encode(to_encoder(i))
+        encoded.append(JitterFrame(b"".join(vp8_depayload(p) for p in payloads), timestamp))
+
+    steps: list[tuple[str, Callable[[int], object]]] = [
+        ("decoded -> model input (same size)", to_model(decoded)),
+        ("decoded 320x240 -> model input", to_model(small)),
+        ("model output -> yuv420p (cv2: frame loop)", lambda i: encodable(views[i % len(views)])),
+        (
+            "model output -> yuv420p (swscale: stock)",
+            lambda i: VideoFrame.from_ndarray(views[i % len(views)], format="bgr24").reformat(
+                format="yuv420p"
+            ),
+        ),
+        (f"VP8 encode at {policy.target // 1000} kbps", vp8_encode),
+        (f"H.264 encode at {policy.target // 1000} kbps", lambda i: h264.encode(to_encoder(i))),
+    ]
+    print(f"\nframe loop around the model, {width}x{height}")
+    print(f"{'step':<44} {'p50 ms':>7} {'p95 ms':>7}")
+    for name, step in steps:
+        p50, p95 = percentiles(timed(step, frames))
+        print(f"{name:<44} {p50:7.2f} {p95:7.2f}")
+    decoder = Vp8Decoder()
+    p50, p95 = percentiles(timed(lambda i: decoder.decode(encoded[i]), len(encoded) - 3))
+    print(f"{'VP8 decode':<44} {p50:7.2f} {p95:7.2f}")
 
 
 def main() -> None:
@@ -77,12 +162,16 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="cv2.setNumThreads; 0 = cv2's default"
     )
+    parser.add_argument("--backend", help="run the lucy_2_rt cases on this model backend")
     args = parser.parse_args()
     if args.threads:
         cv2.setNumThreads(args.threads)
 
     registry = ModelRegistry.default()
+    if args.backend:
+        registry.register(replace(registry.get("lucy_2_rt"), backend=args.backend))
     canvas = scene(args.width, args.height)
+    views = pans(canvas, args.width)
     grey = cv2.cvtColor(canvas[:, : args.width], cv2.COLOR_BGR2GRAY)
     reference = np.asarray(cv2.applyColorMap(grey, cv2.COLORMAP_AUTUMN), dtype=np.uint8)
     print(f"{args.width}x{args.height}, {args.frames} frames, cv2 threads {cv2.getNumThreads()}")
@@ -91,13 +180,12 @@ def main() -> None:
         model = registry.create(model_id)
         model.set_prompt(prompt)
         model.set_image(reference if with_image else None)
-        costs = sorted(measure(model, canvas, args.width, args.frames))
-        p50 = statistics.median(costs)
-        p95 = costs[min(len(costs) - 1, round(0.95 * (len(costs) - 1)))]
+        p50, p95 = percentiles(measure(model, views, args.frames))
         label = (prompt or "(grade)") if model_id != "passthrough" else "-"
         print(
             f"{model_id:<12} {label:<28} {'yes' if with_image else 'no':<6} {p50:7.1f} {p95:7.1f}"
         )
+    frame_loop_table(views, args.width, args.height, args.frames)
 
 
 if __name__ == "__main__":

@@ -64,8 +64,14 @@ class PatternTrack(MediaStreamTrack):
 class ClientPeer:
     """An aiortc client like a browser: sends the pattern, keeps the last frames received."""
 
-    def __init__(self, fps: int = 20, width: int = 320, height: int = 240) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    def __init__(
+        self,
+        fps: int = 20,
+        width: int = 320,
+        height: int = 240,
+        configuration: RTCConfiguration | None = None,
+    ) -> None:
+        self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.source = PatternTrack(fps, width, height)
         self.pc.addTrack(self.source)
         self.frames: deque[np.ndarray] = deque(maxlen=30)

@@ -7,7 +7,7 @@ import os
 import secrets
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     ice_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(default_factory=list)
     ice_interfaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_announced_ip: str | None = None
+    turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """TURN URLs (`turn:host:port?transport=udp`) handed to clients and used by the server."""
+    turn_secret: str | None = None
+    """Shared with the TURN server (coturn `static-auth-secret`) to mint REST API credentials."""
+    ice_disconnect_grace: float = Field(default=5.0, gt=0)
+    """Seconds without packets from a client before the server asks it for an ICE restart."""
+    ice_restart_timeout: float = Field(default=15.0, gt=0)
+    """Seconds for the client to re-offer after `ice-restart`, and for the new path to connect."""
     max_sessions: int = Field(default_factory=_default_max_sessions, gt=0)
     # Not in SPEC §5's table but tunable for tests and small deployments.
     keepalive_interval: float = Field(default=15.0, gt=0)
@@ -54,12 +62,18 @@ class Settings(BaseSettings):
             keys[key.strip()] = float(credit) if sep else None
         return keys
 
-    @field_validator("blocked_terms", "ice_interfaces", mode="before")
+    @field_validator("blocked_terms", "ice_interfaces", "turn_urls", mode="before")
     @classmethod
     def _parse_csv(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _turn_needs_secret(self) -> Settings:
+        if self.turn_urls and not self.turn_secret:
+            raise ValueError("FRAMEWIRE_TURN_URLS needs FRAMEWIRE_TURN_SECRET")
+        return self
 
     @field_validator("ice_servers", mode="before")
     @classmethod

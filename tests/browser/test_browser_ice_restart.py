@@ -34,7 +34,7 @@ async def test_the_seed_client_restarts_ice_in_chromium_and_video_keeps_playing(
     browser: Browser,
 ) -> None:
     async with (
-        framewire(ice_disconnect_grace=1.0, ice_restart_timeout=20.0) as server,
+        framewire(ice_disconnect_grace=1.5, ice_restart_timeout=20.0) as server,
         server.client() as api,
     ):
         page = await browser.new_page()

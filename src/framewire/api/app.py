@@ -8,7 +8,8 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
 
@@ -19,31 +20,36 @@ from framewire.api.auth import ApiKeys
 from framewire.config import Settings
 from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
+from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.models.registry import ModelRegistry
 from framewire.policy.enhance import KeywordEnhancer
 from framewire.policy.moderation import DefaultModerator
 from framewire.sessions.service import Limits, Ports, SessionService
 from framewire.sessions.tokens import EventTokens
 from framewire.state.memory import MemoryState
+from framewire.state.redis import RedisState
 
 log = logging.getLogger("framewire")
 HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TTL = 10.0
+SWEEP_EVERY = 2.0
+"""Seconds between looks for instances whose heartbeat expired (owner death)."""
 
 
 def create_app(
     settings: Settings | None = None,
-    state: MemoryState | None = None,
+    state: MemoryState | RedisState | None = None,
     registry: ModelRegistry | None = None,
 ) -> FastAPI:
     """Build one framewire instance. `state` may be shared by several apps (memory scale-out in
-    one process); by default each app has its own."""
+    one process); by default each app has its own, in Redis when `FRAMEWIRE_REDIS_URL` is set."""
     settings = settings or Settings()
     if not settings.api_keys:
         dev_key = "fw_dev_" + secrets.token_urlsafe(18)
         settings.api_keys = {dev_key: None}
         log.warning("FRAMEWIRE_API_KEYS is not set: development key %s", dev_key)
-    state = state or MemoryState()
+    redis = RedisState(settings.redis_url) if state is None and settings.redis_url else None
+    state = state or redis or MemoryState()
     registry = registry or ModelRegistry.default()
     legs = Legs(
         registry,
@@ -52,6 +58,11 @@ def create_app(
             interfaces=settings.ice_interfaces,
             announced_ip=settings.ice_announced_ip,
             connect_timeout=settings.ice_connect_timeout,
+            turn=turn_server(
+                settings.turn_urls, settings.turn_secret, settings.max_duration + TURN_TTL_MARGIN
+            ),
+            restart_timeout=settings.ice_restart_timeout,
+            disconnect_grace=settings.ice_disconnect_grace,
         ),
         workers=max(1, os.cpu_count() or 1),
     )
@@ -74,23 +85,28 @@ def create_app(
     )
 
     async def heartbeat() -> None:
-        while True:
-            await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
-            await asyncio.sleep(HEARTBEAT_EVERY)
+        await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for kid, credit in api_keys.credits():
             await state.accounts.ensure(kid, credit)
         await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
-        beating = asyncio.get_running_loop().create_task(heartbeat())
+        loop = asyncio.get_running_loop()
+        periodic = [
+            loop.create_task(every(HEARTBEAT_EVERY, "heartbeat", heartbeat)),
+            loop.create_task(every(SWEEP_EVERY, "orphan sweep", service.sweep_orphans)),
+        ]
         await service.start()
         try:
             yield
         finally:
-            beating.cancel()
+            for task in periodic:
+                task.cancel()
             await service.stop()
             await legs.close_all()
+            if redis is not None:
+                await redis.close()
 
     app = FastAPI(title="framewire", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -98,9 +114,21 @@ def create_app(
     app.state.api_keys = api_keys
     app.state.sessions = service
     app.state.legs = legs
+    app.state.sse_streams = Counter()
     problems.install(app)
     for router in (realtime.router, events.router, leg_routes.router, models.router):
         app.include_router(router)
     app.include_router(ops.router)
     app.include_router(web.router)
     return app
+
+
+async def every(period: float, what: str, action: Callable[[], Awaitable[None]]) -> None:
+    """Run `action` every `period` seconds for the app's life. A failure (Redis unreachable) is
+    logged and the next period tries again: these loops must outlive a blip."""
+    while True:
+        try:
+            await action()
+        except Exception as exc:  # Redis away, or a bug: say so, and try again next period
+            log.exception("%s failed: %s", what, exc)
+        await asyncio.sleep(period)

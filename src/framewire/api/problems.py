@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -74,6 +75,15 @@ def install(app: FastAPI) -> None:
             errors.BadRequest("the client disconnected before sending the body"), request
         )
 
+    async def on_state_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error("shared state unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return problem(
+            errors.ServiceUnavailable(
+                "shared state (Redis) is unavailable; try again", headers={"Retry-After": "2"}
+            ),
+            request,
+        )
+
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(errors.FramewireError("an internal error occurred"), request)
@@ -82,4 +92,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ClientDisconnect, on_gone_client)
+    app.add_exception_handler(RedisError, on_state_down)
     app.add_exception_handler(Exception, on_crash)

@@ -24,6 +24,7 @@ from framewire.api.bodies import (
     read_json,
     required_str,
 )
+from framewire.media.restart import answer_fragment
 from framewire.media.signaling import InvalidCandidate, parse_sdpfrag
 from framewire.sessions.record import SessionRecord, iso
 from framewire.sessions.service import SessionService
@@ -100,7 +101,7 @@ async def create_session(request: Request, key: KeyId) -> JSONResponse:
         {
             "session_id": record.session_id,
             "sdp": {"type": "answer", "sdp": created.answer_sdp},
-            "ice_servers": request.app.state.settings.ice_servers,
+            "ice_servers": service.ice_servers(record),
             "events": events_of(request, record, created.event_token),
             "expires_at": iso(record.expires_at),
         },
@@ -116,7 +117,7 @@ async def get_session(session_id: str, request: Request, key: KeyId) -> JSONResp
     body = service.describe(record)
     body["expires_at"] = iso(record.expires_at)
     body["events"] = events_of(request, record, service.event_token(record))
-    body["ice_servers"] = request.app.state.settings.ice_servers
+    body["ice_servers"] = service.ice_servers(record)
     return JSONResponse(body, headers={"ETag": record.etag})
 
 
@@ -124,7 +125,16 @@ async def get_session(session_id: str, request: Request, key: KeyId) -> JSONResp
     "/{session_id}",
     status_code=204,
     openapi_extra=schemas.body(schemas.PatchSession, "application/json", SDPFRAG),
-    responses={412: {}, 428: {}, **schemas.PROBLEMS},
+    responses={
+        200: {
+            "description": "ICE restarted: the answer ({sdp}, or an SDP fragment for an SDP "
+            "fragment PATCH) and the new ETag"
+        },
+        409: {},
+        412: {},
+        428: {},
+        **schemas.PROBLEMS,
+    },
 )
 async def patch_session(session_id: str, request: Request, key: KeyId) -> Response:
     service = service_of(request)
@@ -132,21 +142,31 @@ async def patch_session(session_id: str, request: Request, key: KeyId) -> Respon
     if media_type(request) == SDPFRAG:
         text = (await read_body(request, JSON_LIMIT)).decode("utf-8", "replace")
         try:
-            ufrag, _, candidates = parse_sdpfrag(text)
+            ufrag, pwd, candidates = parse_sdpfrag(text)
         except InvalidCandidate as exc:
             raise errors.InvalidCandidates(str(exc)) from exc
-    else:
-        ufrag = None
-        body = await read_json(request)
-        if "sdp" in body:
-            raise errors.NotImplementedYet("ICE restart is not supported yet")
-        if "candidates" not in body:
-            raise errors.BadRequest("PATCH needs 'candidates' (trickle) or 'sdp' (ICE restart)")
-        candidates = body["candidates"]
-        if not isinstance(candidates, list):
-            raise errors.BadRequest("'candidates' must be an array")
-    record = await service.trickle(session_id, key, if_match, candidates, ufrag)
-    return Response(status_code=204, headers={"ETag": record.etag})
+        patched = await service.trickle(session_id, key, if_match, candidates, ufrag, pwd)
+        if patched.answer_sdp is None:
+            return Response(status_code=204, headers={"ETag": patched.etag})
+        return Response(  # an ICE restart, answered as WHIP does (RFC 9725 §4.3.2)
+            answer_fragment(patched.answer_sdp),
+            media_type=SDPFRAG,
+            headers={"ETag": patched.etag},
+        )
+    body = await read_json(request)
+    if "sdp" in body:
+        patched = await service.restart(session_id, key, if_match, offer_of(body))
+        return JSONResponse(
+            {"sdp": {"type": "answer", "sdp": patched.answer_sdp}},
+            headers={"ETag": patched.etag},
+        )
+    if "candidates" not in body:
+        raise errors.BadRequest("PATCH needs 'candidates' (trickle) or 'sdp' (ICE restart)")
+    candidates = body["candidates"]
+    if not isinstance(candidates, list):
+        raise errors.BadRequest("'candidates' must be an array")
+    patched = await service.trickle(session_id, key, if_match, candidates)
+    return Response(status_code=204, headers={"ETag": patched.etag})
 
 
 @router.delete("/{session_id}", responses={200: {"model": schemas.Summary}, **schemas.PROBLEMS})

@@ -1,8 +1,11 @@
 """The frame loop: inbound track -> newest frame -> model (worker thread) -> paced outbound track.
 
 Latency first: the reader drains the inbound track continuously and keeps only the newest
-frame (aiortc's receive queue is unbounded); the outbound track pulls one fresh frame per
-output slot, so a slow model drops frames instead of queueing them.
+frame (aiortc's receive queue is unbounded); the outbound track takes the newest frame the moment
+the encoder asks for one, so a slow model drops frames instead of queueing them, and a
+`FramePacer` drops the frames a faster client sends beyond the model's fps. The worker thread
+does all pixel work: one swscale pass to the model's size in BGR, the model, and the conversion
+to the yuv420p the encoder wants (cv2: 0.5 ms at 720p against 2 ms in the encoder's swscale).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import cv2
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
+from av.video.reformatter import VideoReformatter
 
 from framewire.models.base import Frame, FrameModel, ModelSpec
 from framewire.policy.base import StreamViolation
@@ -26,9 +30,9 @@ from framewire.policy.base import StreamViolation
 log = logging.getLogger("framewire.media")
 
 VIDEO_CLOCK = 90_000
-PACING_SLACK = 0.9
-"""Output slots are 0.9/fps apart: caps the rate near fps without adding a slot of delay when
-inbound frames arrive a little early."""
+PACING_TOLERANCE = 0.5
+"""How early (in frame intervals) a frame may arrive and still be taken: absorbs arrival jitter
+without letting the output rate exceed the model's fps."""
 
 
 class FrameStats:
@@ -104,6 +108,42 @@ class LatestFrameReader:
         self._task.cancel()
 
 
+class FramePacer:
+    """Decides, by arrival time, which inbound frames to take so the output stays at or below
+    `fps` without ever holding a frame back (holding adds latency; dropping does not).
+
+    A frame is taken unless it arrives more than PACING_TOLERANCE intervals before the next
+    slot; taking one moves the slot an interval on, or to the frame's arrival if that is later.
+    So a window of W seconds takes at most W * fps + 2 frames, a late frame (a keyframe) does not
+    cost the frames after it, and a client sending faster than the model (30 fps into a 20 fps
+    model) is decimated evenly.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self._interval = 1.0 / fps
+        self._tolerance = PACING_TOLERANCE * self._interval
+        self._next: float | None = None
+
+    def admit(self, arrived: float) -> bool:
+        """Whether to take a frame that arrived at `arrived` (monotonic seconds)."""
+        if self._next is None:
+            self._next = arrived + self._interval
+            return True
+        if arrived < self._next - self._tolerance:
+            return False
+        self._next = max(self._next + self._interval, arrived)
+        return True
+
+
+def encodable(image: Frame) -> VideoFrame:
+    """A BGR image as the frame the encoder wants: yuv420p (odd sizes left to the encoder)."""
+    height, width = image.shape[:2]
+    if width % 2 or height % 2:
+        return VideoFrame.from_ndarray(image, format="bgr24")
+    yuv: Frame = np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
+    return VideoFrame.from_ndarray(yuv, format="yuv420p")
+
+
 def drain(track: MediaStreamTrack) -> asyncio.Task[None]:
     """Consume a track we don't use (audio), so aiortc's unbounded queue never grows."""
 
@@ -140,31 +180,40 @@ class ModelTrack(MediaStreamTrack):
         self._stats = stats
         self._on_first_frame = on_first_frame
         self._on_fault = on_fault
-        self._interval = PACING_SLACK / spec.fps
+        self._pacer = FramePacer(spec.fps)
+        self._reformatter = VideoReformatter()
         self._start: float | None = None
-        self._next_slot = 0.0
 
     @property
     def model(self) -> FrameModel:
         return self._model
 
-    def _transform(self, frame: VideoFrame) -> Frame:
-        image: Frame = np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
-        size = (self._spec.width, self._spec.height)
-        if (image.shape[1], image.shape[0]) != size:
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.uint8)
-        return self._model.process(image)
+    def _transform(self, frame: VideoFrame) -> VideoFrame:
+        """Worker thread: inbound frame -> model input (spec size, BGR) -> model -> encoder."""
+        spec = self._spec
+        bgr = self._reformatter.reformat(
+            frame, width=spec.width, height=spec.height, format="bgr24"
+        )
+        image = self._model.process(np.asarray(bgr.to_ndarray(), dtype=np.uint8))
+        if image.shape != (spec.height, spec.width, 3) or image.dtype != np.uint8:
+            raise ValueError(f"model returned {image.dtype} {image.shape}, not the spec's frame")
+        return encodable(image)
+
+    async def _next_admitted(self) -> tuple[VideoFrame, float]:
+        """The newest inbound frame the pacer lets through."""
+        while True:
+            frame, arrived = await self._reader.next()
+            if self._pacer.admit(arrived):
+                return frame, arrived
+            self._stats.frames_dropped += 1
 
     async def recv(self) -> VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        delay = self._next_slot - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        frame, arrived = await self._reader.next()
+        frame, arrived = await self._next_admitted()
         loop = asyncio.get_running_loop()
         try:
-            image = await loop.run_in_executor(self._executor, self._transform, frame)
+            out = await loop.run_in_executor(self._executor, self._transform, frame)
         except StreamViolation as exc:
             self._on_fault("moderation_violation")
             self.stop()
@@ -174,14 +223,12 @@ class ModelTrack(MediaStreamTrack):
             self._on_fault("error")
             self.stop()
             raise MediaStreamError from exc
-        out = VideoFrame.from_ndarray(image, format="bgr24")
         now = time.monotonic()
         if self._start is None:
             self._start = now
             self._on_first_frame()
         out.pts = int((now - self._start) * VIDEO_CLOCK)
         out.time_base = Fraction(1, VIDEO_CLOCK)
-        self._next_slot = now + self._interval
         self._stats.frames_out += 1
         self._stats.record_latency(now - arrived)
         return out

@@ -23,6 +23,7 @@ from aioice.ice import (
     relayed_candidate,
     server_reflexive_candidate,
 )
+from aioice.stun import TransactionError
 from aiortc import RTCIceGatherer, RTCPeerConnection
 
 CandidateCallback = Callable[[RTCIceGatherer, Candidate | None], None]
@@ -117,7 +118,8 @@ class TrickleGatherer:
             for next_done in asyncio.as_completed(tasks, timeout=LATE_GATHER_TIMEOUT):
                 try:
                     candidate, relay = await next_done
-                except (TimeoutError, OSError, ConnectionError, ValueError):
+                except (TimeoutError, OSError, ConnectionError, ValueError, TransactionError):
+                    # A STUN/TURN server that refuses (e.g. 401) or never answers.
                     continue
                 if conn._closing:
                     if relay is not None:

@@ -17,12 +17,16 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.exceptions import OperationError
+from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
+from framewire.media.codecs import BitratePolicy, install_bitrate_policy
 from framewire.media.frameloop import FrameStats, LatestFrameReader, ModelTrack, drain
 from framewire.media.gathering import TrickleGatherer, install_trickle
+from framewire.media.jitter import install_marker_release
+from framewire.media.restart import IceRestarter, RestartConflict
 from framewire.media.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
+from framewire.media.turn import TurnServer
 from framewire.models.base import Frame, FrameModel, ModelSpec
 
 
@@ -45,6 +49,12 @@ class IceOptions:
     interfaces: list[str] = field(default_factory=list)
     announced_ip: str | None = None
     connect_timeout: float = 30.0
+    turn: TurnServer | None = None
+    """Relay for the server's own candidates too, with credentials minted per leg."""
+    restart_timeout: float = 15.0
+    """Bound on an ICE restart's new path connecting; beyond it the leg ends (`ice_failure`)."""
+    disconnect_grace: float = 5.0
+    """Silence from the client after which its owner asks for an ICE restart."""
 
 
 class LegFailed(RuntimeError):
@@ -80,7 +90,10 @@ class Leg:
         self._model = model
         self._executor = executor
         self._ice = ice
-        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=rtc_ice_servers(ice.servers)))
+        self._pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=rtc_ice_servers(self._ice_servers()))
+        )
+        self._restarter: IceRestarter | None = None
         self._pc.on("track", self._on_track)
         self._pc.on("connectionstatechange", self._on_connection_state)
         self._gatherers: list[TrickleGatherer] = []
@@ -134,13 +147,61 @@ class Leg:
             self._pc, self._ice.interfaces, self._ice.announced_ip, self._on_local_candidate
         )
         self._gathering_left = len(self._gatherers)
+        self._restarter = IceRestarter(
+            self._pc, self._ice.restart_timeout, lambda: self._end("ice_failure")
+        )
         try:
             answer = await self._pc.createAnswer()
             await self._pc.setLocalDescription(answer)
         except (ValueError, RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
+        install_marker_release(self._pc)
+        install_bitrate_policy(
+            self._pc, BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps)
+        )
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_connect())
         return str(self._pc.localDescription.sdp)
+
+    def _ice_servers(self) -> list[dict[str, Any]]:
+        """The server's own ICE servers; TURN credentials are fresh for each generation."""
+        turn = self._ice.turn
+        return self._ice.servers + ([turn.ice_server(self.id)] if turn is not None else [])
+
+    async def restart(self, offer_sdp: str) -> str:
+        """ICE restart in place: apply a re-offer carrying new ICE credentials and return the
+        answer (new ufrag/pwd, same DTLS fingerprint) without waiting for gathering; the new
+        generation's candidates trickle through `on_candidate` like the first ones. Raises
+        InvalidOffer, RestartConflict or LegFailed; the current path is kept on failure."""
+        check_offer(offer_sdp)
+        if self._restarter is None or self._closed:
+            raise RestartConflict("the leg has no ICE session to restart")
+        try:
+            answer = await self._restarter.answer(offer_sdp, rtc_ice_servers(self._ice_servers()))
+        except InvalidOffer:
+            raise
+        except (ValueError, KeyError, IndexError, OperationError) as exc:
+            raise InvalidOffer(f"invalid SDP offer: {exc}") from exc
+        except (RuntimeError, OSError, InvalidStateError) as exc:
+            raise LegFailed(f"ICE restart failed: {exc}") from exc
+        self._pending, self.candidates_done = [], False
+        self._gathering_left = len(self._gatherers)
+        return answer
+
+    @property
+    def remote_sdp(self) -> str | None:
+        """The client's current offer: the last re-offer after restarts."""
+        description = self._pc.remoteDescription
+        return None if description is None else str(description.sdp)
+
+    @property
+    def ice_restarting(self) -> bool:
+        """An ICE restart's new path has not connected yet."""
+        return self._restarter is not None and self._restarter.restarting
+
+    def seconds_since_ice_inbound(self) -> float | None:
+        """Seconds since anything arrived from the client over ICE (media, RTCP, DTLS): a
+        dead path shows here long before consent expires. None until something arrived."""
+        return None if self._restarter is None else self._restarter.seconds_since_inbound()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "video" and self._reader is None:
@@ -240,6 +301,8 @@ class Leg:
             self._watchdog.cancel()
         for gatherer in self._gatherers:
             await gatherer.close()
+        if self._restarter is not None:
+            await self._restarter.close()
         if self._reader is not None:
             self._reader.stop()
         for task in self._tasks:

@@ -12,6 +12,7 @@ from typing import Any
 
 from framewire import errors
 from framewire.media.leg import Leg
+from framewire.sessions.icewatch import IceWatch
 from framewire.sessions.record import SessionRecord
 from framewire.state.base import Accounts, EventLog, SessionStore
 
@@ -36,6 +37,8 @@ class Timings:
     tick_interval: float
     inactivity_timeout: float
     retention: float
+    ice_disconnect_grace: float = 5.0
+    ice_restart_timeout: float = 15.0
 
 
 class LiveSession:
@@ -50,6 +53,7 @@ class LiveSession:
         accounts: Accounts,
         timings: Timings,
         on_closed: Callable[[LiveSession], Awaitable[None]],
+        ice_servers: Callable[[], list[dict[str, Any]]] = list,
     ) -> None:
         self.record = record
         self.leg = leg
@@ -67,6 +71,14 @@ class LiveSession:
         self._ending: asyncio.Task[SessionRecord] | None = None
         self.balance_at_start: float | None = None
         """The key's balance when the session was created; bounds the first charge."""
+        self.ice = IceWatch(
+            leg,
+            timings.ice_disconnect_grace,
+            timings.ice_restart_timeout,
+            lambda: self.publish("ice-restart", {"ice_servers": ice_servers()}),
+        )
+        self.ice_lock = asyncio.Lock()
+        """Serializes the session's ICE operations (trickle, restart) on the owner."""
         leg.attach(self)
 
     def start(self) -> None:
@@ -135,6 +147,9 @@ class LiveSession:
             if self.leg.seconds_since_inbound() >= self._timings.inactivity_timeout:
                 self.end_soon("inactivity")
                 return
+            if self.ice.expired(now):
+                self.end_soon("ice_failure")
+                return
             if self._next_tick is not None and now >= self._next_tick:
                 await self._tick()
                 continue
@@ -145,6 +160,7 @@ class LiveSession:
             deadlines = [
                 self.record.expires_at,
                 now + self._timings.inactivity_timeout - self.leg.seconds_since_inbound(),
+                self.ice.check(now),
             ]
             if self._next_tick is not None:
                 deadlines.append(self._next_tick)
@@ -167,6 +183,8 @@ class LiveSession:
             return 0.0
         used = max(0.0, now - self.record.started_at)
         delta, self._charged = used - self._charged, used
+        self.record.charged = used
+        await self._persist()  # a survivor bills the rest if this instance dies
         remaining = await self._accounts.charge(self.record.key_id, delta)
         if remaining is None:
             return math.inf

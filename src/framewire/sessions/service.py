@@ -14,16 +14,20 @@ from typing import Any
 from framewire import errors
 from framewire.media.leg import LegFailed
 from framewire.media.legs import Legs
+from framewire.media.restart import RestartConflict, with_ice_credentials
 from framewire.media.signaling import InvalidCandidate, InvalidOffer, parse_candidate
 from framewire.models.base import Frame
 from framewire.models.registry import UnknownModel
 from framewire.policy import base as policy
-from framewire.sessions.live import LiveSession, Timings
+from framewire.sessions.live import END_PROBLEMS, LiveSession, Timings
 from framewire.sessions.record import SessionRecord
 from framewire.sessions.tokens import EventTokens
 from framewire.state.base import Accounts, CommandBus, EventLog, Heartbeats, Record, SessionStore
 
 COMMAND_TIMEOUT = 10.0
+ORPHAN_CLAIM_TTL = 60.0
+"""Seconds one instance holds the right to settle a dead owner's session."""
+ORPHAN_POLL = 0.1
 RETRY_AFTER_CAPACITY = "5"
 RETRY_AFTER_KEY_LIMIT = "10"
 
@@ -54,6 +58,14 @@ class Created:
     event_token: str
 
 
+@dataclass
+class Patched:
+    """A PATCH's outcome: the ETag now current, and the answer when it restarted ICE."""
+
+    etag: str
+    answer_sdp: str | None = None
+
+
 def new_etag() -> str:
     return f'"ice-{secrets.token_hex(8)}"'
 
@@ -80,6 +92,7 @@ class SessionService:
         self._creating = 0
 
     async def start(self) -> None:
+        await self._end_orphans_of(self.instance_id)  # left by a previous run under this id
         await self.ports.commands.serve(self.instance_id, self._handle_command)
 
     async def stop(self) -> None:
@@ -176,9 +189,14 @@ class SessionService:
             self.ports.events,
             self.ports.accounts,
             Timings(
-                self.limits.tick_interval, self.limits.inactivity_timeout, self.limits.retention
+                self.limits.tick_interval,
+                self.limits.inactivity_timeout,
+                self.limits.retention,
+                self.legs.ice.disconnect_grace,
+                self.legs.ice.restart_timeout,
             ),
             self._closed,
+            ice_servers=lambda: self.ice_servers(record),
         )
         live.balance_at_start = balance
         self.live[record.session_id] = live
@@ -192,6 +210,13 @@ class SessionService:
 
     def event_token(self, record: SessionRecord) -> str:
         return self.tokens.issue(record.session_id, record.expires_at)
+
+    def ice_servers(self, record: SessionRecord) -> list[dict[str, Any]]:
+        """The session's `ice_servers`: the configured ones, plus the TURN relay with
+        credentials for this session that expire when it does."""
+        turn = self.legs.ice.turn
+        extra = [turn.ice_server(record.session_id, record.expires_at)] if turn else []
+        return self.legs.ice.servers + extra
 
     # read -------------------------------------------------------------------------------
 
@@ -208,22 +233,66 @@ class SessionService:
                 record = await self._end_orphan(record)
         return record
 
+    async def sweep_orphans(self) -> None:
+        """End the sessions of every instance whose heartbeat expired, then forget it."""
+        for instance in await self.ports.heartbeats.departed():
+            if instance == self.instance_id:
+                continue
+            await self._end_orphans_of(instance)
+            await self.ports.heartbeats.forget(instance)
+
+    async def _end_orphans_of(self, instance: str) -> None:
+        """End the sessions recorded as `instance`'s that are still active; it holds none."""
+        for session_id in await self.ports.sessions.ids_owned_by(instance):
+            data = await self.ports.sessions.get(session_id)
+            if data is not None and data["status"] != "ended":
+                await self._end_orphan(SessionRecord.from_dict(data))
+
     async def _end_orphan(self, record: SessionRecord) -> SessionRecord:
-        """The owner instance died: settle its session here with reason `error`."""
+        """The owner instance died: settle its session here (once, whichever instance claims
+        it) with reason `error`. It ends at the owner's last heartbeat, or later if the owner
+        had charged or shown (in a tick) more; the ledger gets what the owner had not charged.
+        With no heartbeat to go by, it ends at that last proof of generation."""
+        if not await self.ports.sessions.claim(record.session_id, ORPHAN_CLAIM_TTL):
+            return await self._settled_elsewhere(record)
         now = time.time()
-        record.status, record.reason, record.ended_at = "ended", "error", now
-        record.seconds = record.generation_seconds(now)
-        remaining = await self.ports.accounts.charge(record.key_id, 0.0)
-        record.credits_charged = record.seconds
-        record.credits_remaining = remaining
+        died_at = (await self.ports.heartbeats.departed()).get(record.owner, 0.0)
+        if record.started_at is None:
+            floor = record.created_at
+        else:
+            shown = await self._last_tick(record.session_id)
+            floor = record.started_at + max(record.charged, shown)
+        record.status, record.reason = "ended", "error"
+        record.ended_at = min(now, max(died_at, floor))
+        record.seconds = record.generation_seconds()
+        remaining = await self.ports.accounts.charge(record.key_id, record.seconds - record.charged)
+        record.charged = record.credits_charged = record.seconds
+        record.credits_remaining = None if remaining is None else round(max(0.0, remaining), 3)
         await self.ports.accounts.release_slot(record.key_id)
         await self.ports.sessions.put(
             record.session_id, record.to_dict(), ttl=self.limits.retention
         )
+        await self.ports.events.append(record.session_id, "error", END_PROBLEMS["error"])
         await self.ports.events.append(
             record.session_id, "generation_ended", {"seconds": record.seconds, "reason": "error"}
         )
         await self.ports.events.expire(record.session_id, self.limits.retention)
+        return record
+
+    async def _last_tick(self, session_id: str) -> float:
+        """The largest `generation_tick` the session's clients were shown."""
+        events = await self.ports.events.read(session_id, 0, wait=0)
+        ticks = [float(e.data["seconds"]) for e in events if e.event == "generation_tick"]
+        return max(ticks, default=0.0)
+
+    async def _settled_elsewhere(self, record: SessionRecord) -> SessionRecord:
+        """Another instance claimed this orphan: wait (bounded) for the record it settles."""
+        deadline = time.monotonic() + COMMAND_TIMEOUT
+        while time.monotonic() < deadline:
+            data = await self.ports.sessions.get(record.session_id)
+            if data is not None and data["status"] == "ended":
+                return SessionRecord.from_dict(data)
+            await asyncio.sleep(ORPHAN_POLL)
         return record
 
     async def active(self, session_id: str, key_id: str) -> SessionRecord:
@@ -265,21 +334,42 @@ class SessionService:
         if_match: str | None,
         candidates: list[Any],
         ufrag: str | None = None,
-    ) -> SessionRecord:
-        """Add the client's candidates. `ufrag` (from an SDP fragment) naming another ICE
-        generation than the current one asks for a restart."""
+        pwd: str | None = None,
+    ) -> Patched:
+        """Add the client's candidates. An SDP fragment (`ufrag`, `pwd`) with new ICE
+        credentials restarts ICE as WHIP does (RFC 9725 §4.3.2); candidates of another
+        generation than the current one are refused (412)."""
         record = await self.active(session_id, key_id)
         check_if_match(if_match, record.etag)
-        if ufrag is not None and ufrag != record.remote_ufrag:
-            raise errors.NotImplementedYet("ICE restart by SDP fragment is not supported yet")
         for item in candidates:
             if item is not None:
                 try:
                     parse_candidate(item)
                 except InvalidCandidate as exc:
                     raise errors.InvalidCandidates(str(exc)) from exc
-        await self._on_owner(record, {"op": "trickle", "candidates": candidates})
-        return record
+        reply = await self._on_owner(
+            record,
+            {
+                "op": "trickle",
+                "candidates": candidates,
+                "if_match": if_match,
+                "ufrag": ufrag,
+                "pwd": pwd,
+            },
+        )
+        return Patched(reply["etag"], reply.get("answer"))
+
+    async def restart(
+        self, session_id: str, key_id: str, if_match: str | None, offer_sdp: str
+    ) -> Patched:
+        """ICE restart by a new offer (seed 000 step 5): `If-Match: "*"` or the current ETag;
+        answers at once and mints a new ETag."""
+        record = await self.active(session_id, key_id)
+        check_if_match(if_match, record.etag)
+        reply = await self._on_owner(
+            record, {"op": "restart", "offer": offer_sdp, "if_match": if_match}
+        )
+        return Patched(reply["etag"], reply["answer"])
 
     async def set_prompt(
         self, session_id: str, key_id: str, prompt: str, enhance: bool
@@ -322,7 +412,7 @@ class SessionService:
     async def _on_owner(self, record: SessionRecord, command: Record) -> Record:
         command["session_id"] = record.session_id
         if record.owner == self.instance_id:
-            return await self._handle_command(command)
+            return await self._run(command)  # its errors raise here, as they should
         if "frame" in command:  # decoded here for validation; the owner decodes its own copy
             del command["frame"]
             command["image"] = command["image"].hex()
@@ -363,9 +453,26 @@ class SessionService:
             raise errors.NotFound(f"no session {command['session_id']!r}")
         op = command["op"]
         if op == "trickle":
-            for item in command["candidates"]:
-                await live.leg.add_candidate(item)
-            return {}
+            async with live.ice_lock:
+                check_if_match(command["if_match"], live.record.etag)
+                current = live.record.remote_ufrag
+                for item in command["candidates"]:
+                    if item is not None and item.get("usernameFragment") not in (None, "", current):
+                        raise stale_generation()
+                reply: Record = {"etag": live.record.etag}
+                ufrag, pwd = command["ufrag"], command["pwd"]
+                if ufrag is not None and ufrag != current:
+                    previous = live.leg.remote_sdp
+                    if pwd is None or previous is None:
+                        raise stale_generation()
+                    reply = await self._restart(live, with_ice_credentials(previous, ufrag, pwd))
+                for item in command["candidates"]:
+                    await live.leg.add_candidate(item)
+            return reply
+        if op == "restart":
+            async with live.ice_lock:
+                check_if_match(command["if_match"], live.record.etag)
+                return await self._restart(live, command["offer"])
         if op == "prompt":
             live.use_prompt(command["prompt"], command["enhanced"], command["enhance"])
             await self.ports.sessions.put(live.record.session_id, live.record.to_dict())
@@ -385,6 +492,28 @@ class SessionService:
             return {"record": record.to_dict()}
         raise errors.BadRequest(f"unknown command {op!r}")
 
+    async def _restart(self, live: LiveSession, offer_sdp: str) -> Record:
+        """Restart the leg's ICE in place; the session gets a new ETag and ICE generation."""
+        try:
+            answer = await live.leg.restart(offer_sdp)
+        except InvalidOffer as exc:
+            raise errors.InvalidSdp(str(exc)) from exc
+        except RestartConflict as exc:
+            raise errors.Conflict(str(exc)) from exc
+        except LegFailed as exc:
+            raise errors.FramewireError(str(exc)) from exc
+        live.ice.restarted(time.time())
+        live.record.etag = new_etag()
+        live.record.remote_ufrag = ice_ufrag(offer_sdp)
+        await self.ports.sessions.put(live.record.session_id, live.record.to_dict())
+        return {"etag": live.record.etag, "answer": answer}
+
+
+def stale_generation() -> errors.PreconditionFailed:
+    return errors.PreconditionFailed(
+        "the candidates belong to another ICE generation (ufrag) than the current one"
+    )
+
 
 def ice_ufrag(sdp: str) -> str | None:
     for line in sdp.splitlines():
@@ -394,11 +523,12 @@ def ice_ufrag(sdp: str) -> str | None:
 
 
 def check_if_match(if_match: str | None, etag: str) -> None:
-    """WHIP's rules: no If-Match → 428; `*` matches; otherwise one listed tag must be ours."""
+    """WHIP's rules: no If-Match → 428; `*` matches (also quoted, `"*"`, as seed 000's curl
+    example sends it); otherwise one listed tag must be ours."""
     if if_match is None or not if_match.strip():
         raise errors.PreconditionRequired("PATCH requires an If-Match header with the session ETag")
     tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
-    if "*" in tags or etag in tags:
+    if "*" in tags or '"*"' in tags or etag in tags:
         return
     raise errors.PreconditionFailed(
         "If-Match does not match the current ICE session; GET the session for its ETag"
