@@ -14,23 +14,74 @@ per-instance change, never a process-wide patch. It reaches the receiver's priva
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
 
 VIDEO_CAPACITY = 512
 """The capacity aiortc gives video receivers."""
 
 _BUFFER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
+HOLE_TIMEOUT = 0.25
+"""Seconds a packet may be missing at the buffer's origin (NACK's chance to repair it: several
+round trips on any network worth using) before the frames behind it are released."""
 
 
 class MarkerJitterBuffer(JitterBuffer):
     """aiortc's video jitter buffer, plus release of a complete frame on its marker packet."""
 
-    def __init__(self, capacity: int = VIDEO_CAPACITY) -> None:
+    def __init__(
+        self, capacity: int = VIDEO_CAPACITY, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(capacity=capacity, is_video=True)
+        self._clock = clock
+        self._last_release: float | None = None
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli, frame = super().add(packet)
+        now = self._clock()
+        if frame is not None or self._last_release is None:
+            self._last_release = now
+        elif packet.marker and now - self._last_release >= HOLE_TIMEOUT:
+            # A frame ended, none could be released, and none has been for a while: a hole.
+            skipped = self._skip_hole()
+            if skipped is not None:
+                self._last_release = now
+                return True, skipped  # frames were dropped: ask the sender for a keyframe
+        return pli, frame
+
+    def _skip_hole(self) -> JitterFrame | None:
+        """A packet missing at the origin stalls aiortc's buffer until it overflows (512
+        packets: seconds of video) before it asks for a keyframe. After HOLE_TIMEOUT the hole is
+        not a reordering but a loss retransmission did not repair: drop up to the first complete
+        frame behind it and release that.
+
+        A frame is known to start only right after a marker packet or a packet of another
+        timestamp; a packet behind a gap may be a frame's tail, so it starts nothing."""
+        assert self._origin is not None
+        run_start: int | None = None
+        previous: RtpPacket | None = self._packets[self._origin % self._capacity]
+        for count in range(1, self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None:
+                run_start = None
+            else:
+                if previous is not None and (
+                    previous.marker or previous.timestamp != packet.timestamp
+                ):
+                    run_start = count
+                if packet.marker and run_start is not None:
+                    self.remove(run_start)
+                    return self._complete_frame()
+            previous = packet
+        return None
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
-        return self._complete_frame() or super()._remove_frame(sequence_number)
+        # aiortc's rule first, so nothing it would release comes later; then the marker rule.
+        return super()._remove_frame(sequence_number) or self._complete_frame()
 
     def _complete_frame(self) -> JitterFrame | None:
         """The frame at the origin if its packets are contiguous up to a marker packet."""
