@@ -74,9 +74,9 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, capture)
-        except Exception:
-            status = status or 500  # the server's error handler answers it
-            raise
+        except Exception as exc:  # logged as a 500, answered by the server's error handler
+            status = status or 500
+            raise exc
         finally:
             query = redact_query(scope.get("query_string", b"").decode("latin-1"))
             client = state.get(CLIENT_STATE) or (scope.get("client") or ("-",))[0]
