@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from typing import Any
@@ -261,3 +262,24 @@ async def test_sse_needs_a_valid_token_for_that_session(
             ),
             400,
         )
+
+
+async def test_concurrent_creates_never_overrun_the_instance_capacity() -> None:
+    async with framewire(max_sessions=2) as server, server.client() as http:
+        answers = await asyncio.gather(*(create(http) for _ in range(5)))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [201, 201, 503, 503, 503]
+        assert len(server.app.state.legs.all()) == 2
+
+
+async def test_a_non_ascii_digit_in_last_event_id_is_a_400(
+    server: Running, http: httpx.AsyncClient
+) -> None:
+    body = (await create(http)).json()
+    async with server.client(None) as browser:
+        response = await browser.get(
+            body["events"]["url"],
+            params={"event_token": body["events"]["event_token"]},
+            headers={"Last-Event-ID": "²".encode("latin-1")},
+        )
+        assert_problem(response, 400)

@@ -78,7 +78,7 @@ async def session_events(session_id: str, request: Request) -> StreamingResponse
     if expiry <= time.time():
         raise errors.Unauthorized("the event_token has expired")
     last = request.headers.get("last-event-id", "0").strip() or "0"
-    if not last.isdigit():
+    if not (last.isascii() and last.isdigit()):
         raise errors.BadRequest("Last-Event-ID must be an event id from this stream")
     keepalive: float = request.app.state.settings.keepalive_interval
     open_streams: Counter[str] = request.app.state.sse_streams

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
@@ -14,6 +16,13 @@ class LegNotFound(KeyError):
     pass
 
 
+class CapacityFull(RuntimeError):
+    """This instance holds as many legs (bare or in sessions) as it may."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"this instance is at its limit of {limit} sessions and legs")
+
+
 class Legs:
     """Creates, finds and closes legs; owns the worker threads models run in."""
 
@@ -22,7 +31,7 @@ class Legs:
         self.ice = ice
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
         self._legs: dict[str, Leg] = {}
-        self._opening = 0
+        self._reserved = 0
 
     async def open(
         self,
@@ -54,14 +63,11 @@ class Legs:
         leg.owner = owner
         if listener is not None:
             leg.attach(listener)
-        self._opening += 1
         try:
             answer = await leg.answer(offer_sdp)
         except BaseException:
             await leg.close()
             raise
-        finally:
-            self._opening -= 1
         self._legs[leg.id] = leg
         return leg, answer
 
@@ -75,8 +81,20 @@ class Legs:
         return list(self._legs.values())
 
     def count(self) -> int:
-        """Open legs plus legs being opened: what a capacity check must count."""
-        return len(self._legs) + self._opening
+        """Open legs plus reserved places: what a capacity check must count."""
+        return len(self._legs) + self._reserved
+
+    @contextlib.contextmanager
+    def reserve(self, limit: int) -> Iterator[None]:
+        """Hold a place for a leg being set up (across the awaits before `open` returns), so
+        concurrent requests cannot overrun `limit`. Raises CapacityFull when none is left."""
+        if self.count() >= limit:
+            raise CapacityFull(limit)
+        self._reserved += 1
+        try:
+            yield
+        finally:
+            self._reserved -= 1
 
     async def close(self, leg_id: str) -> None:
         leg = self._legs.pop(leg_id, None)

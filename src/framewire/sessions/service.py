@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from framewire import errors
-from framewire.media.leg import LegFailed
-from framewire.media.legs import Legs
+from framewire.media.leg import Leg, LegFailed
+from framewire.media.legs import CapacityFull, Legs
 from framewire.media.restart import RestartConflict, with_ice_credentials
 from framewire.media.signaling import InvalidCandidate, InvalidOffer, parse_candidate
 from framewire.models.base import Frame
@@ -89,7 +89,6 @@ class SessionService:
         self.tokens = tokens
         self.limits = limits
         self.live: dict[str, LiveSession] = {}
-        self._creating = 0
 
     async def start(self) -> None:
         await self._end_orphans_of(self.instance_id)  # left by a previous run under this id
@@ -112,11 +111,14 @@ class SessionService:
             return prompt
         return self.enhancer.enhance(prompt, self.legs.registry.get(model_id))
 
-    def check_image(self, data: bytes, model_id: str) -> Frame:
+    async def check_image(self, data: bytes, model_id: str) -> Frame:
+        """Vet and decode a reference image, in a worker thread: a large image takes
+        hundreds of milliseconds to decode, which the event loop (and every session's media
+        on it) must not wait for."""
         if not self.legs.registry.get(model_id).accepts_image:
             raise errors.Unprocessable(f"model {model_id!r} does not take a reference image")
         try:
-            return self.moderator.decode_image(data)
+            return await asyncio.to_thread(self.moderator.decode_image, data)
         except policy.InvalidImage as exc:
             raise errors.InvalidImage(exc.detail) from exc
         except policy.ContentRejected as exc:
@@ -141,31 +143,16 @@ class SessionService:
                 f"unknown model {model_id!r}; available: {known}"
             ) from None
         enhanced = self.check_prompt(prompt, enhance_prompt, model_id) if prompt else None
-        frame = self.check_image(image, model_id) if image is not None else None
-        if len(self.legs.all()) + self._creating >= self.limits.max_sessions:
-            raise errors.ServiceUnavailable(
-                f"this instance is at its limit of {self.limits.max_sessions} sessions",
-                headers={"Retry-After": RETRY_AFTER_CAPACITY},
-            )
-        balance = await self.ports.accounts.balance(key_id)
-        if balance is not None and balance <= 0:
-            raise errors.InsufficientCredits("this API key has no generation-seconds left")
-        if not await self.ports.accounts.acquire_slot(key_id, self.limits.key_concurrency):
-            raise errors.TooManySessions(
-                f"this API key already has {self.limits.key_concurrency} active sessions",
-                headers={"Retry-After": RETRY_AFTER_KEY_LIMIT},
-            )
-        self._creating += 1
+        frame = await self.check_image(image, model_id) if image is not None else None
         try:
-            leg, answer = await self.legs.open(offer_sdp, model_id, enhanced, frame)
-        except InvalidOffer as exc:
-            await self.ports.accounts.release_slot(key_id)
-            raise errors.InvalidSdp(str(exc)) from exc
-        except LegFailed as exc:
-            await self.ports.accounts.release_slot(key_id)
-            raise errors.FramewireError(str(exc)) from exc
-        finally:
-            self._creating -= 1
+            with self.legs.reserve(self.limits.max_sessions):
+                leg, answer, balance = await self._open_leg(
+                    key_id, model_id, offer_sdp, enhanced, frame
+                )
+        except CapacityFull as exc:
+            raise errors.ServiceUnavailable(
+                str(exc), headers={"Retry-After": RETRY_AFTER_CAPACITY}
+            ) from None
         now = time.time()
         record = SessionRecord(
             session_id="rs_" + secrets.token_hex(12),
@@ -203,6 +190,30 @@ class SessionService:
         await self.ports.sessions.put(record.session_id, record.to_dict())
         live.start()
         return Created(record, answer, self.event_token(record))
+
+    async def _open_leg(
+        self, key_id: str, model_id: str, offer_sdp: str, prompt: str | None, image: Frame | None
+    ) -> tuple[Leg, str, float | None]:
+        """Take one of the key's concurrency slots and open the session's leg; on any failure
+        the slot is given back. Returns the leg, its answer and the key's balance."""
+        balance = await self.ports.accounts.balance(key_id)
+        if balance is not None and balance <= 0:
+            raise errors.InsufficientCredits("this API key has no generation-seconds left")
+        if not await self.ports.accounts.acquire_slot(key_id, self.limits.key_concurrency):
+            raise errors.TooManySessions(
+                f"this API key already has {self.limits.key_concurrency} active sessions",
+                headers={"Retry-After": RETRY_AFTER_KEY_LIMIT},
+            )
+        try:
+            leg, answer = await self.legs.open(offer_sdp, model_id, prompt, image)
+        except BaseException as exc:
+            await self.ports.accounts.release_slot(key_id)
+            if isinstance(exc, InvalidOffer):
+                raise errors.InvalidSdp(str(exc)) from exc
+            if isinstance(exc, LegFailed):
+                raise errors.FramewireError(str(exc)) from exc
+            raise
+        return leg, answer, balance
 
     async def _closed(self, live: LiveSession) -> None:
         self.live.pop(live.record.session_id, None)
@@ -387,7 +398,7 @@ class SessionService:
         self, session_id: str, key_id: str, image: bytes, prompt: str | None, enhance: bool
     ) -> SessionRecord:
         record = await self.active(session_id, key_id)
-        frame = self.check_image(image, record.model)
+        frame = await self.check_image(image, record.model)
         enhanced = self.check_prompt(prompt, enhance, record.model) if prompt else None
         await self._on_owner(
             record,
@@ -480,7 +491,9 @@ class SessionService:
         if op == "image":
             frame = command.get("frame")
             if frame is None:
-                frame = self.moderator.decode_image(bytes.fromhex(command["image"]))
+                frame = await asyncio.to_thread(
+                    self.moderator.decode_image, bytes.fromhex(command["image"])
+                )
             live.leg.set_image(frame)
             live.record.has_image = True
             if command["prompt"]:
