@@ -10,6 +10,7 @@ import numpy as np
 from framewire.models.base import Frame, ModelSpec
 from framewire.models.registry import ModelRegistry
 from framewire.policy.base import StreamViolation
+from framewire.state.memory import MemoryEventLog, MemoryState
 from tests.servers import Running, framewire
 from tests.sessions import Open, open_session
 
@@ -193,3 +194,28 @@ async def test_frames_come_back_while_the_model_runs() -> None:
         assert np.abs(frame.astype(int).mean() - session.peer.source_frame().mean()) < 25
         await http.delete(session.url)
         await session.close()
+
+
+class FlakyEvents(MemoryEventLog):
+    """An event store that fails a few appends, as Redis does in a blip."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def append(self, session_id: str, event: str, data: Any) -> int:
+        if self.failures > 0 and event == "generation_started":
+            self.failures -= 1
+            raise ConnectionError("state store blip")
+        return await super().append(session_id, event, data)
+
+
+async def test_a_state_store_blip_loses_no_event_and_the_session_still_ends_cleanly() -> None:
+    state = MemoryState()
+    state.events = FlakyEvents(failures=2)
+    async with payer(state=state) as server, server.client("payer") as http:
+        session = await open_session(server, http)
+        await session.events.wait_for("generation_started")
+        await session.events.wait_for("generation_tick")
+        assert (await http.delete(session.url)).status_code == 200
+        await ended(session, server, "disconnect")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,10 @@ from framewire.sessions.icewatch import IceWatch
 from framewire.sessions.record import SessionRecord
 from framewire.state.base import Accounts, EventLog, SessionStore
 
+log = logging.getLogger("framewire.sessions")
 OUTBOX_LIMIT = 10_000
+APPEND_ATTEMPTS = 3
+APPEND_BACKOFF = 0.2
 END_PROBLEMS = {
     reason: {"type": errors.PROBLEM_BASE + slug, "title": title, "detail": detail, "status": 500}
     for reason, slug, title, detail in (
@@ -69,6 +73,7 @@ class LiveSession:
         self._next_tick: float | None = None
         self._credit_deadline: float | None = None
         self._ending: asyncio.Task[SessionRecord] | None = None
+        self._charging: asyncio.Future[float | None] | None = None
         self.balance_at_start: float | None = None
         """The key's balance when the session was created; bounds the first charge."""
         self.ice = IceWatch(
@@ -99,9 +104,23 @@ class LiveSession:
             try:
                 if item is None:
                     return
-                await self._events.append(self.record.session_id, *item)
+                await self._append(*item)
             finally:
                 self._outbox.task_done()
+
+    async def _append(self, event: str, data: Any) -> None:
+        """Append one event, retrying a failing state store a few times: a writer that died on
+        one error would silence the session and never let it end cleanly."""
+        for attempt in range(1, APPEND_ATTEMPTS + 1):
+            try:
+                await self._events.append(self.record.session_id, event, data)
+                return
+            except Exception as exc:  # the store's own errors (Redis away, ...)
+                log.warning(
+                    "append %s to %s failed (%d): %r", event, self.record.session_id, attempt, exc
+                )
+                await asyncio.sleep(APPEND_BACKOFF * attempt)
+        log.error("event %s of session %s was lost", event, self.record.session_id)
 
     def on_candidate(self, init: dict[str, Any] | None) -> None:
         self.publish("ice-candidate", init if init is not None else {"candidate": None})
@@ -184,8 +203,9 @@ class LiveSession:
         used = max(0.0, now - self.record.started_at)
         delta, self._charged = used - self._charged, used
         self.record.charged = used
-        await self._persist()  # a survivor bills the rest if this instance dies
-        remaining = await self._accounts.charge(self.record.key_id, delta)
+        # Shielded: an end that cancels the supervisor mid-charge must not lose the slice.
+        self._charging = asyncio.ensure_future(self._book(delta))
+        remaining = await asyncio.shield(self._charging)
         if remaining is None:
             return math.inf
         if remaining <= 1e-3:
@@ -193,6 +213,10 @@ class LiveSession:
             return None
         self._credit_deadline = now + remaining
         return remaining
+
+    async def _book(self, delta: float) -> float | None:
+        await self._persist()  # a survivor bills the rest if this instance dies
+        return await self._accounts.charge(self.record.key_id, delta)
 
     # the end ----------------------------------------------------------------------------
 
@@ -212,6 +236,8 @@ class LiveSession:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+        if self._charging is not None:
+            await self._charging  # a tick's charge in flight lands before the final one
         record = self.record
         await self.leg.close()
         if record.started_at is not None and self._next_tick is not None and now >= self._next_tick:
@@ -226,13 +252,17 @@ class LiveSession:
         self._charged = used
         record.credits_charged = used
         record.credits_remaining = None if remaining is None else round(max(0.0, remaining), 3)
-        await self._accounts.release_slot(record.key_id)
-        await self._store.put(record.session_id, record.to_dict(), ttl=self._timings.retention)
-        if reason in END_PROBLEMS:
-            self.publish("error", END_PROBLEMS[reason])
-        self.publish("generation_ended", {"seconds": record.seconds, "reason": reason})
-        await self._outbox.put(None)
-        await self._writer
+        try:
+            await self._accounts.release_slot(record.key_id)
+            await self._store.put(record.session_id, record.to_dict(), ttl=self._timings.retention)
+        finally:  # whatever the store did, the client hears the end and local resources go
+            if reason in END_PROBLEMS:
+                await self._outbox.put(("error", END_PROBLEMS[reason]))
+            await self._outbox.put(
+                ("generation_ended", {"seconds": record.seconds, "reason": reason})
+            )
+            await self._outbox.put(None)
+            await self._writer
+            await self._on_closed(self)
         await self._events.expire(record.session_id, self._timings.retention)
-        await self._on_closed(self)
         return record
