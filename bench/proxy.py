@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
-import uvicorn
 from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
-from starlette.types import ASGIApp
 
 from framewire.api.app import create_app
 from framewire.config import Settings
@@ -35,27 +34,12 @@ from framewire.media.gathering import install_trickle
 from framewire.proxy import create_proxy_app
 from framewire.sessions.service import SessionService
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.servers import running
+
 API_KEY = "bench-upstream-key"
 TOKEN = "bench-end-user-token"
 SESSIONS = "/v1/realtime/sessions"
-
-
-@contextlib.asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """`app` on 127.0.0.1 (a free port) in this loop; yields its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    )
-    task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def an_offer() -> tuple[RTCPeerConnection, str]:
@@ -195,13 +179,13 @@ async def main(args: argparse.Namespace) -> None:
         max_duration=3600,
     )
     upstream_app = create_app(settings)
-    async with serve(upstream_app) as upstream:
-        front_app = create_proxy_app(upstream, API_KEY, tokens=[TOKEN], rate_limit=1e6)
+    async with running(upstream_app) as upstream:
+        front_app = create_proxy_app(upstream.url, API_KEY, tokens=[TOKEN], rate_limit=1e6)
         async with (
-            serve(front_app) as front,
-            httpx.AsyncClient(base_url=upstream, headers={"x-api-key": API_KEY}) as direct,
+            running(front_app) as front,
+            httpx.AsyncClient(base_url=upstream.url, headers={"x-api-key": API_KEY}) as direct,
             httpx.AsyncClient(
-                base_url=front, headers={"Authorization": f"Bearer {TOKEN}"}
+                base_url=front.url, headers={"Authorization": f"Bearer {TOKEN}"}
             ) as proxied,
         ):
             pc, offer = await an_offer()
@@ -218,7 +202,7 @@ async def main(args: argparse.Namespace) -> None:
             sse = await events(
                 upstream_app.state.sessions,
                 body["session_id"],
-                (upstream + stream, front + stream),
+                (upstream.url + stream, front.url + stream),
                 args.events,
                 args.gap,
             )
