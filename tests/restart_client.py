@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 from aioice import Candidate, Connection, TransportPolicy
 from aioice.ice import CandidatePair
-from aiortc import RTCConfiguration, RTCDtlsTransport, RTCIceGatherer
+from aiortc import RTCConfiguration, RTCDtlsTransport, RTCIceGatherer, RTCPeerConnection
 
 from framewire.media.gathering import install_trickle
 from framewire.media.leg import rtc_ice_servers
@@ -203,11 +203,7 @@ class RestartClient:
         return dtls
 
     def drop_path(self) -> None:
-        """Lose the current network path both ways, as when a network goes away: sockets stay
-        open (nothing reaches aiortc as an error), packets just stop."""
-        for protocol in self.connection()._protocols:
-            protocol.datagram_received = lambda data, addr: None  # type: ignore[method-assign]
-            protocol.transport.sendto = lambda data, addr=None: None  # type: ignore[method-assign]
+        drop_path(self.peer.pc)
 
     async def wait_restarted(self, timeout: float = 20.0) -> None:
         """Until the newest generation carries the media (its checks succeeded)."""
@@ -240,3 +236,12 @@ async def restart_client(
         yield client
     finally:
         await client.close()
+
+
+def drop_path(pc: RTCPeerConnection) -> None:
+    """Lose `pc`'s current network path both ways, as when a network goes away: sockets stay
+    open (nothing reaches aiortc as an error), packets just stop."""
+    transport = pc.getTransceivers()[0].receiver.transport.transport
+    for protocol in transport._connection._protocols:
+        protocol.datagram_received = lambda data, addr: None
+        protocol.transport.sendto = lambda data, addr=None: None

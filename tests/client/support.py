@@ -15,6 +15,7 @@ import numpy as np
 
 from framewire.client import ServerEvent, Session
 from tests.peers import test_pattern
+from tests.restart_client import drop_path as drop_peer_path
 
 
 def pattern_frames(width: int = 320, height: int = 240) -> Iterator[np.ndarray]:
@@ -65,9 +66,5 @@ def read_video(path: Path) -> Video:
 
 
 def drop_path(session: Session) -> None:
-    """Lose the session's current network path both ways, as when a network goes away: the
-    sockets stay open (nothing reaches aiortc as an error), packets just stop."""
-    transport = session._pc.getTransceivers()[0].receiver.transport.transport
-    for protocol in transport._connection._protocols:
-        protocol.datagram_received = lambda data, addr: None
-        protocol.transport.sendto = lambda data, addr=None: None
+    """Lose the client session's current network path both ways."""
+    drop_peer_path(session._pc)
