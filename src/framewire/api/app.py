@@ -20,6 +20,7 @@ from framewire.api.auth import ApiKeys
 from framewire.config import Settings
 from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
+from framewire.media.network import host_sockets
 from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.models.registry import ModelRegistry
 from framewire.policy.enhance import KeywordEnhancer
@@ -63,6 +64,7 @@ def create_app(
             ),
             restart_timeout=settings.ice_restart_timeout,
             disconnect_grace=settings.ice_disconnect_grace,
+            sockets=host_sockets(settings),
         ),
         workers=max(1, os.cpu_count() or 1),
     )
@@ -92,6 +94,7 @@ def create_app(
         for kid, credit in api_keys.credits():
             await state.accounts.ensure(kid, credit)
         await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+        await legs.ice.sockets.start()
         loop = asyncio.get_running_loop()
         periodic = [
             loop.create_task(every(HEARTBEAT_EVERY, "heartbeat", heartbeat)),

@@ -26,6 +26,7 @@ from framewire.media.gathering import TrickleGatherer, install_trickle
 from framewire.media.jitter import install_marker_release
 from framewire.media.restart import IceRestarter, RestartConflict
 from framewire.media.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
+from framewire.media.sockets import EPHEMERAL, HostSockets, PortsExhausted
 from framewire.media.turn import TurnServer
 from framewire.models.base import Frame, FrameModel, ModelSpec
 
@@ -55,6 +56,8 @@ class IceOptions:
     """Bound on an ICE restart's new path connecting; beyond it the leg ends (`ice_failure`)."""
     disconnect_grace: float = 5.0
     """Silence from the client after which its owner asks for an ICE restart."""
+    sockets: HostSockets = EPHEMERAL
+    """Where host sockets and relay allocations bind: ephemeral ports, a range, one port."""
 
 
 class LegFailed(RuntimeError):
@@ -144,7 +147,11 @@ class Leg:
                 "(video: VP8 or H264; audio: Opus, PCMU or PCMA)"
             ) from exc
         self._gatherers = install_trickle(
-            self._pc, self._ice.interfaces, self._ice.announced_ip, self._on_local_candidate
+            self._pc,
+            self._ice.interfaces,
+            self._ice.announced_ip,
+            self._on_local_candidate,
+            self._ice.sockets,
         )
         self._gathering_left = len(self._gatherers)
         self._restarter = IceRestarter(
@@ -153,6 +160,8 @@ class Leg:
         try:
             answer = await self._pc.createAnswer()
             await self._pc.setLocalDescription(answer)
+        except PortsExhausted:
+            raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
         install_marker_release(self._pc)

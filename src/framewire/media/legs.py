@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
+from framewire.media.sockets import PortsExhausted
 from framewire.models.base import Frame
 from framewire.models.registry import ModelRegistry
 
@@ -21,6 +22,13 @@ class CapacityFull(RuntimeError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"this instance is at its limit of {limit} sessions and legs")
+
+
+class PortsFull(CapacityFull):
+    """Every port of `FRAMEWIRE_ICE_PORT_RANGE` is in use: capacity, like the session limit."""
+
+    def __init__(self, detail: str) -> None:
+        RuntimeError.__init__(self, detail)
 
 
 class Legs:
@@ -65,8 +73,10 @@ class Legs:
             leg.attach(listener)
         try:
             answer = await leg.answer(offer_sdp)
-        except BaseException:
+        except BaseException as exc:
             await leg.close()
+            if isinstance(exc, PortsExhausted):
+                raise PortsFull(f"no media port free: {exc}") from exc
             raise
         self._legs[leg.id] = leg
         return leg, answer
@@ -104,4 +114,5 @@ class Legs:
     async def close_all(self) -> None:
         for leg_id in list(self._legs):
             await self.close(leg_id)
+        await self.ice.sockets.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

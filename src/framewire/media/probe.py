@@ -18,6 +18,7 @@ import numpy as np
 from aiortc import RTCPeerConnection
 from av import VideoFrame
 
+from framewire.media import internals as private
 from framewire.models.base import Frame
 
 COUNTER_BITS = 14
@@ -30,7 +31,6 @@ _MIN_CONTRAST = 48.0
 """Luma levels between the white and black reference cells below which a stamp is unreadable."""
 
 _H264_IDR = 5
-_DECODER_QUEUE_ATTRIBUTE = "_RTCRtpReceiver__decoder_queue"
 
 
 def _check(counter: int) -> int:
@@ -116,6 +116,6 @@ def count_keyframes(pc: RTCPeerConnection) -> KeyframeCounter:
     for transceiver in pc.getTransceivers():
         if transceiver.kind == "video":
             counter = KeyframeCounter()
-            setattr(transceiver.receiver, _DECODER_QUEUE_ATTRIBUTE, counter)
+            private.RECEIVER_DECODER_QUEUE.set(transceiver.receiver, counter)
             return counter
     raise ValueError("no video transceiver to count keyframes on")
