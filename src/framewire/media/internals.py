@@ -125,9 +125,7 @@ CONN_COMPONENTS: Private[set[int]] = Private(Connection, "_components")
 CONN_PROTOCOLS: Private[list[StunProtocol]] = Private(Connection, "_protocols")
 CONN_CLOSING: Private[bool] = Private(Connection, "_closing")
 CONN_QUEUE: Private[asyncio.Queue[Any]] = Private(Connection, "_queue")
-CONN_CONSENT_TASK: Private[asyncio.Task[None] | None] = Private(
-    Connection, "_query_consent_task"
-)
+CONN_CONSENT_TASK: Private[asyncio.Task[None] | None] = Private(Connection, "_query_consent_task")
 CONN_EVENT_WAITER: Private[asyncio.Future[Any] | None] = Private(Connection, "_event_waiter")
 CONN_PAIR_REMOTE: Private[Callable[[Candidate], None]] = Private(
     Connection, "_pair_remote_candidate", on_class=True
@@ -148,9 +146,7 @@ PACKET_DATA: Private[bytes] = Private(RtpPacket, "_data")
 """The depayloaded bytes the receiver puts on each packet before the jitter buffer sees it."""
 
 # RTP send path (codecs.py)
-TRANSCEIVER_CODECS: Private[list[RTCRtpCodecParameters]] = Private(
-    RTCRtpTransceiver, "_codecs"
-)
+TRANSCEIVER_CODECS: Private[list[RTCRtpCodecParameters]] = Private(RTCRtpTransceiver, "_codecs")
 SENDER_ENCODER: Private[Encoder | None] = Private(RTCRtpSender, "_RTCRtpSender__encoder")
 VP8_TARGET_BITRATE: Private[int] = Private(Vp8Encoder, "_Vp8Encoder__target_bitrate")
 
