@@ -4,15 +4,16 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := redis-server chromium coturn ffmpeg iproute2
+APT_PACKAGES := redis-server chromium coturn ffmpeg iproute2 nftables
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install system demo test lint typecheck unit bench clean
 
-$(BIN)/framewire: pyproject.toml
+# constraints.txt: the exact versions CI tested, so a fresh install gets them.
+$(BIN)/framewire: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(BIN)/framewire

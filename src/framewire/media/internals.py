@@ -56,9 +56,9 @@ class Private(Generic[T]):
         self.owner = owner
         self.name = name
         self.on_class = on_class
-        Private.registry.append(self)
         if on_class and not hasattr(owner, name):
             raise self.missing()
+        Private.registry.append(self)
 
     @property
     def label(self) -> str:

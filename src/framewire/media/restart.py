@@ -2,7 +2,7 @@
 
 aiortc accepts a re-offer with a new ufrag/pwd and ignores it: its gatherer gathers once and
 its ICE transport starts once. Everything facing signalling reads the transport's aioice
-`_connection` at call time, and DTLS reaches ICE only through `transport._recv`/`_send`. So a
+`_connection` at call time, and DTLS reaches ICE only through the transport's recv/send hooks. So a
 restart puts a fresh aioice Connection (same role, new ufrag/pwd, fresh TURN credentials)
 behind the existing RTCIceGatherer/RTCIceTransport *before* the stock offer/answer round,
 which then publishes the new credentials and candidates; the DTLS session above is untouched
