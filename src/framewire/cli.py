@@ -16,10 +16,19 @@ SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.client.command")
 
 
 def serve(args: argparse.Namespace) -> int:
-    from framewire.api.app import create_app
+    from pydantic import ValidationError
 
+    from framewire.api.app import create_app
+    from framewire.config import SettingError, setting_errors
+
+    try:
+        app = create_app()
+    except (SettingError, ValidationError) as exc:
+        for line in setting_errors(exc):
+            print(f"framewire: cannot start: {line}", file=sys.stderr)
+        return 2
     uvicorn.run(
-        create_app(),
+        app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,

@@ -7,7 +7,7 @@ import os
 import secrets
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
             low = high = 0
         if not sep or not 1 <= low <= high <= 65535:
             raise ValueError(
-                f"FRAMEWIRE_ICE_PORT_RANGE must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535, "
+                f"must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535, "
                 f"not {value!r}"
             )
         return (low, high)
@@ -118,3 +118,16 @@ class SettingError(ValueError):
     def __init__(self, setting: str, detail: str) -> None:
         super().__init__(f"{setting}: {detail}")
         self.setting = setting
+
+
+def setting_errors(error: SettingError | ValidationError) -> list[str]:
+    """One line per problem, each naming its `FRAMEWIRE_*` variable, for a startup error."""
+    if isinstance(error, SettingError):
+        return [str(error)]
+    lines = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if problem["loc"]:
+            message = f"FRAMEWIRE_{str(problem['loc'][0]).upper()}: {message}"
+        lines.append(message)
+    return lines

@@ -59,6 +59,13 @@ class IceOptions:
     sockets: HostSockets = EPHEMERAL
     """Where host sockets and relay allocations bind: ephemeral ports, a range, one port."""
 
+    def for_client(self, name: str, expires_at: float | None = None) -> list[dict[str, Any]]:
+        """The ICE servers a client gets: the configured ones, plus the TURN relay (every URL:
+        UDP, TCP, TLS) with credentials for `name`, valid until `expires_at` (default: as
+        long as a session may last)."""
+        turn = self.turn
+        return self.servers + ([turn.ice_server(name, expires_at)] if turn is not None else [])
+
 
 class LegFailed(RuntimeError):
     """The peer connection could not be set up from a valid offer (seed 002: 500)."""

@@ -17,6 +17,8 @@ from aioice import Candidate, Connection
 from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import StunProtocol, TransportPolicy, relayed_candidate, server_reflexive_candidate
 from aioice.turn import (
+    DEFAULT_ALLOCATION_LIFETIME,
+    DEFAULT_CHANNEL_REFRESH_TIME,
     UDP_SOCKET_BUFFER_SIZE,
     TurnClientTcpProtocol,
     TurnClientUdpProtocol,
@@ -154,6 +156,8 @@ class PortRange(HostSockets):
         options: dict[str, Any] = {
             "username": conn.turn_username,
             "password": conn.turn_password,
+            "lifetime": DEFAULT_ALLOCATION_LIFETIME,
+            "channel_refresh_time": DEFAULT_CHANNEL_REFRESH_TIME,
         }
 
         async def at(port: int) -> tuple[asyncio.BaseTransport, Any]:
