@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any, cast
+from typing import Any
 
 from aioice import Connection, stun
 from aioice.ice import StunProtocol
@@ -31,6 +31,8 @@ from framewire.media.sockets import HostSockets
 Address = tuple[str, int]
 STUN_FIRST_BYTE_MAX = 3
 """RFC 7983: a datagram whose first byte is 0..3 is STUN; 20..63 DTLS; 128..191 RTP/RTCP."""
+READ_BATCH = 256
+RECEIVE_SIZE = 65536
 
 
 class MuxedTransport(asyncio.DatagramTransport):
@@ -64,21 +66,46 @@ class MuxedTransport(asyncio.DatagramTransport):
         return default
 
 
-class UdpMux(asyncio.DatagramProtocol):
-    """The shared socket of one interface and the legs' protocols behind it."""
+class UdpMux:
+    """The shared socket of one interface and the legs' protocols behind it.
 
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-        self.sockname: Address = ("", 0)
+    It reads the socket itself, up to READ_BATCH datagrams per wake-up: asyncio's datagram
+    transport reads one per event-loop iteration, which is fine for a socket per leg but would
+    make every leg's packets queue behind each other's on a shared one."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.sockname: Address = sock.getsockname()[:2]
+        self._buffer = bytearray(RECEIVE_SIZE)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._by_ufrag: dict[str, list[StunProtocol]] = {}
         self._by_address: dict[Address, StunProtocol] = {}
         self._protocols: set[StunProtocol] = set()
         self.dropped = 0
         """Datagrams that matched no leg."""
+        self.unsent = 0
+        """Datagrams not sent because the socket's send buffer was full."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        self.sockname = self.transport.get_extra_info("sockname")[:2]
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._sock.fileno(), self._read_ready)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._loop = None
+        self._sock.close()
+
+    def _read_ready(self) -> None:
+        view = memoryview(self._buffer)
+        for _ in range(READ_BATCH):
+            try:
+                size, addr = self._sock.recvfrom_into(self._buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an ICMP error for an earlier send (Linux reports them here)
+            self.datagram_received(bytes(view[:size]), addr)
 
     def attach(self, conn: Connection) -> StunProtocol:
         """A protocol for `conn` on this socket, found by `conn`'s local ufrag."""
@@ -103,8 +130,12 @@ class UdpMux(asyncio.DatagramProtocol):
         # Sending to a remote candidate makes the answer from there this leg's, unless a
         # verified check already gave that address to a leg.
         self._by_address.setdefault(addr, protocol)
-        if self.transport is not None:
-            self.transport.sendto(data, addr)
+        try:
+            self._sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            self.unsent += 1  # the socket buffer is full: a lost datagram, as on the wire
+        except OSError:
+            pass  # unreachable or refused: ICE and DTLS retry or time out on their own
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         addr = (addr[0], addr[1])
@@ -146,9 +177,6 @@ class UdpMux(asyncio.DatagramProtocol):
                 return protocol
         return None
 
-    def error_received(self, exc: Exception) -> None:
-        """An ICMP error for one remote address: aioice's checks time out on their own."""
-
 
 def bind_udp(address: str, port: int) -> socket.socket:
     """A bound, non-blocking UDP socket on `address:port` (raises OSError)."""
@@ -166,7 +194,7 @@ def bind_udp(address: str, port: int) -> socket.socket:
 
 class SharedPort(HostSockets):
     """`port` on each of `interfaces`, shared by every leg. The sockets are bound at once (so a
-    taken port fails at startup) and served once `start` runs in the event loop."""
+    taken port fails at startup) and read once `start` runs in the event loop."""
 
     def __init__(self, port: int, interfaces: list[str]) -> None:
         self.port = port
@@ -180,10 +208,10 @@ class SharedPort(HostSockets):
         self.muxes: dict[str, UdpMux] = {}
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         for address, sock in self._sockets.items():
-            _, mux = await loop.create_datagram_endpoint(UdpMux, sock=sock)
-            self.muxes[address] = mux
+            self.muxes[address] = mux = UdpMux(sock)
+            mux.start()
+        self._sockets = {}
 
     async def bind(self, conn: Connection, address: str) -> StunProtocol:
         mux = self.muxes.get(address)
@@ -193,8 +221,7 @@ class SharedPort(HostSockets):
 
     async def close(self) -> None:
         for mux in self.muxes.values():
-            if mux.transport is not None:
-                mux.transport.close()
+            mux.close()
         self.muxes = {}
         self._close_sockets()
 
