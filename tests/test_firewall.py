@@ -37,6 +37,8 @@ table inet no_udp {
 }
 """
 
+SEND_UDP = "import socket, sys; socket.socket(2, 2).sendto(b'x', (sys.argv[1], 3478))"
+
 
 def only(http_port: int, udp_port: int) -> str:
     """Inbound: loopback, TCP to the HTTP port, UDP to the media port; nothing else."""
@@ -148,6 +150,12 @@ async def test_a_client_whose_network_drops_udp_streams_through_turn_over_tcp(
 ) -> None:
     with namespace() as ns:
         ns.firewall(DROP_UDP)
+        blocked = await asyncio.create_subprocess_exec(
+            *ns.command(sys.executable, "-c", SEND_UDP, ns.outside),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, complaint = await blocked.communicate()
+        assert b"PermissionError" in complaint, complaint  # no UDP leaves the namespace
         async with coturn(also_listen=ns.outside, tls=transport == "tls") as relay:
             url = relay.tls_url(ns.outside) if transport == "tls" else relay.tcp_url(ns.outside)
             env = dict(os.environ)

@@ -19,7 +19,7 @@ from av import VideoFrame
 from tests.peers import ClientPeer, PatternTrack
 from tests.restart_client import restart_client
 from tests.servers import Running, framewire
-from tests.sessions import SESSIONS
+from tests.sessions import SESSIONS, open_session
 from tests.sse import EventReader
 from tests.stamped import stamp_of, stamped_pattern
 from tests.test_ice_restart import FAST, attribute
@@ -212,3 +212,18 @@ async def test_garbage_on_the_shared_port_disturbs_no_session() -> None:
                 await reader.stop()
             for peer in peers:
                 await peer.close()
+
+
+async def test_announced_candidates_carry_the_shared_port() -> None:
+    port = free_udp_port()
+    async with (
+        framewire(ice_udp_port=port, ice_announced_ip="127.0.0.2") as server,
+        server.client() as http,
+    ):
+        opened = await open_session(server, http, connect=False)
+        try:
+            answer = opened.body["sdp"]["sdp"]
+            assert re.search(rf"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.2 {port} typ srflx", answer)
+            assert {int(p) for p in HOST_PORT.findall(answer)} == {port}
+        finally:
+            await opened.close()
