@@ -1,7 +1,8 @@
 """Deployments behind firewalls, in network namespaces the tests make (nftables rules inside):
 
 - a server whose namespace admits only TCP to its HTTP port and UDP to `FRAMEWIRE_ICE_UDP_PORT`
-  streams to clients outside (and the same firewall without the shared port does not);
+  streams to 20 clients outside at once, and a client that loses its path restarts ICE through
+  the same port (the same firewall without the shared port lets nothing through);
 - a client whose namespace drops every UDP datagram gets its ICE servers from
   `GET /v1/realtime/ice-servers`, goes relay-only and streams through coturn over TCP or TLS."""
 
@@ -21,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from framewire.client import RealtimeClient, Session
-from tests.client.support import pattern_frames
+from framewire.client import IceRestart, RealtimeClient, Session
+from tests.client.support import drop_path, pattern_frames, wait_event
 from tests.coturn import coturn
 from tests.netns import Namespace, namespace
 from tests.restart_client import looks_like_pattern
@@ -122,18 +123,38 @@ async def test_behind_a_firewall_admitting_http_and_one_udp_port_sessions_stream
     with namespace() as ns:
         ns.firewall(only(http_port, udp_port))
         async with (
-            server_in(ns, http_port, FRAMEWIRE_ICE_UDP_PORT=str(udp_port)) as url,
+            server_in(
+                ns,
+                http_port,
+                FRAMEWIRE_ICE_UDP_PORT=str(udp_port),
+                FRAMEWIRE_MAX_SESSIONS="20",
+                FRAMEWIRE_KEY_CONCURRENCY="20",
+                FRAMEWIRE_ICE_DISCONNECT_GRACE="1.5",
+                FRAMEWIRE_ICE_RESTART_TIMEOUT="10",
+            ) as url,
             RealtimeClient(url, API_KEY, ice_interfaces=[ns.outside]) as client,
         ):
-            sessions = [
-                await client.connect(pattern_frames(), model="passthrough", fps=10)
-                for _ in range(3)
-            ]
+            sessions = await asyncio.gather(
+                *(
+                    client.connect(pattern_frames(160, 120), model="passthrough", fps=10)
+                    for _ in range(20)
+                )
+            )
             for session in sessions:
                 answer = session._pc.remoteDescription.sdp
                 assert {int(p) for p in HOST_PORT.findall(answer)} == {udp_port}
-            counts = await asyncio.gather(*(frames_back(s, 20, 60) for s in sessions))
-            assert all(c >= 15 for c in counts), counts
+            counts = await asyncio.gather(*(frames_back(s, 10, 90) for s in sessions))
+            assert all(c >= 8 for c in counts), counts
+
+            # One client loses its path: the server asks for an ICE restart, which connects
+            # through the same UDP port (the firewall admits nothing else), and media resumes.
+            restarted, first_etag = sessions[0], sessions[0].etag
+            drop_path(restarted)
+            await wait_event(restarted, IceRestart, timeout=20)
+            assert await frames_back(restarted, 30, 60) >= 15
+            assert restarted.etag != first_etag
+            answer = restarted._pc.remoteDescription.sdp
+            assert {int(p) for p in HOST_PORT.findall(answer)} == {udp_port}
 
         # The control: the same firewall, the server on ephemeral ports, gets nothing through.
         async with (
