@@ -1,5 +1,5 @@
 """The `framewire` command: `serve`, plus the subcommands other modules register
-(`proxy` from framewire.proxy.command, `run` from framewire.client.command)."""
+(`proxy` from framewire.proxy.command, `run` from framewire.run.command)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 
 import uvicorn
 
-SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.client.command")
+SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.run.command")
 """Each defines `register(subparsers)`, adding its parser with `set_defaults(func=...)`;
 `func(args) -> int` is the exit status."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2
 
-from framewire.client import demo
+from framewire.run import demo
 from tests.client.support import read_video
 from tests.servers import API_KEY, framewire
 from tests.test_session_flow import saturation

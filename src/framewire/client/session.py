@@ -1,11 +1,13 @@
-"""The Python client of seed 000: a realtime session over HTTP signaling, media over aiortc.
+"""The Python client: a realtime session over HTTP signaling, media over aiortc.
 
     async with RealtimeClient("http://127.0.0.1:8000", api_key) as client:
         session = await client.connect("in.mp4", model="lucy_2_rt", output="out.mp4")
-        async for frame in session.frames():      # numpy BGR, as they arrive
+        async for frame in session.frames():      # numpy BGR, until the clip is done
             ...
-        await session.set_prompt("watercolor")
         summary = await session.close()           # DELETE: the billing summary
+
+When a finite source (a file, an iterator) runs out, the session waits for the frames still in
+flight (`drain`) and closes itself, so `frames()` ends and billing stops with the media.
 
 One `Session` is one peer connection and one server session. It offers, trickles its own
 candidates (framewire.client.trickle), follows the SSE stream and applies the server's
@@ -73,13 +75,18 @@ RESTART_TIMEOUT = 15.0
 """Seconds a restarted ICE path has to connect."""
 END_EVENT_WAIT = 2.0
 """Seconds `close()` waits for `generation_ended` on the stream after the DELETE."""
+DRAIN_IDLE = 0.5
+"""After the source ran out: seconds without a received frame that mean none is in flight.
+Ten frame intervals at 20 fps; each one of them is billed."""
+DRAIN_TIMEOUT = 3.0
+"""After the source ran out: the longest wait for frames in flight before closing."""
 
 BGRFrame = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
 class Summary:
-    """The billing summary the DELETE returns (SPEC.md §1)."""
+    """The billing summary the DELETE returns."""
 
     session_id: str
     model: str
@@ -173,6 +180,7 @@ class RealtimeClient:
         output: str | os.PathLike[str] | None = None,
         fps: float | None = None,
         mark_frames: bool = False,
+        close_at_end: bool = True,
     ) -> Session:
         """Create a session that sends `source` through `model` and return it once the server
         has answered (media starts as soon as ICE connects).
@@ -182,7 +190,11 @@ class RealtimeClient:
         numpy sources (default: the model's rate); the session stops its source when it
         closes. `mark_frames` stamps a small frame-index strip in a corner of each sent frame
         so `stats.round_trip_ms` can be measured (see framewire.client.marker); it is visible
-        in the output."""
+        in the output.
+
+        `close_at_end`: when a finite source runs out, wait for the frames in flight, then
+        close the session (DELETE), which ends `frames()` and the billing. Pass False to keep
+        the session open after its source (and close it yourself)."""
         spec = await self._spec(model)
         rate = fps or (spec.fps if spec is not None else DEFAULT_FPS)
         opened = open_source(source, rate)
@@ -191,7 +203,7 @@ class RealtimeClient:
             sink = VideoFileSink(output, spec.fps if spec is not None else rate)
         session = Session(self, model, spec, opened, sink, mark_frames)
         try:
-            await session._open(prompt, image, enhance_prompt)
+            await session._open(prompt, image, enhance_prompt, close_at_end)
         except BaseException:
             if not session.id:
                 await session._teardown()
@@ -294,12 +306,17 @@ class Session:
         self._receiver: asyncio.Task[None] | None = None
         self._readers: set[_Reader] = set()
         self._changed = asyncio.Event()
-        self._summary: Summary | None = None
+        self._closing: asyncio.Task[Summary] | None = None
+        self._finisher: asyncio.Task[None] | None = None
 
     # setup ------------------------------------------------------------------------------
 
     async def _open(
-        self, prompt: str | None, image: bytes | str | os.PathLike[str] | None, enhance: bool
+        self,
+        prompt: str | None,
+        image: bytes | str | os.PathLike[str] | None,
+        enhance: bool,
+        close_at_end: bool,
     ) -> None:
         install_trickle(self._pc, self._client.ice_interfaces, None, self._on_local_candidate)
         await self._pc.setLocalDescription(await self._pc.createOffer())
@@ -331,6 +348,18 @@ class Session:
             self._refresh,
         )
         self._follower.start()
+        if close_at_end:
+            self._finisher = asyncio.get_running_loop().create_task(self._close_at_end())
+
+    async def _close_at_end(self) -> None:
+        """The source ran out (or the server ended the session): drain, then close."""
+        await self.source_ended()
+        if self.ended is None:
+            await self.drain()
+        try:
+            await self.close()
+        except (ProblemError, httpx.HTTPError) as exc:
+            log.warning("session %s: closing at the end of the source failed: %s", self.id, exc)
 
     @property
     def etag(self) -> str | None:
@@ -445,7 +474,7 @@ class Session:
         slower than the stream skips to the newest `buffer` frames (the file sink, if any,
         still gets every frame)."""
         reader = _Reader(buffer)
-        if self._receiver is not None and self._receiver.done():
+        if self._closing is not None or (self._receiver is not None and self._receiver.done()):
             reader.end()
         self._readers.add(reader)
         try:
@@ -461,8 +490,9 @@ class Session:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), 0.2)
 
-    async def drain(self, idle: float = 1.0, timeout: float = 5.0) -> None:
-        """Wait for the frames still in flight: until none came for `idle` seconds."""
+    async def drain(self, idle: float = DRAIN_IDLE, timeout: float = DRAIN_TIMEOUT) -> None:
+        """Wait for the frames still in flight: until none came for `idle` seconds (at most
+        `timeout` seconds)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.ended is None:
             last = self.stats.last_received_at
@@ -504,21 +534,27 @@ class Session:
         return result
 
     async def close(self) -> Summary:
-        """End the session (DELETE) and return its billing summary; idempotent. Frames received
-        until then are all in the output file when this returns."""
-        if self._summary is not None:
-            return self._summary
+        """End the session (DELETE) and return its billing summary; idempotent, and safe to call
+        while the session closes itself at the end of its source. Frames received until then
+        are all in the output file when this returns."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        return await asyncio.shield(self._closing)
+
+    async def _close(self) -> Summary:
         try:
             response = await self._control.request("DELETE", self._path)
-            self._summary = Summary.of(response.json())
+            summary = Summary.of(response.json())
             if self._follower is not None:
                 await self._follower.wait(END_EVENT_WAIT)
         finally:
             await self._teardown()
-        return self._summary
+        return summary
 
     async def _teardown(self) -> None:
         self._client._forget(self)
+        if self._finisher is not None and self._finisher is not asyncio.current_task():
+            self._finisher.cancel()
         if self._follower is not None:
             await self._follower.stop()
         await self.trickle.close()
