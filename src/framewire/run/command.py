@@ -74,8 +74,7 @@ def register(subparsers: Any) -> None:
         "-o",
         "--output",
         required=True,
-        help=f"output video, in an existing directory: {', '.join(CODECS)} "
-        "(H.264; .webm is VP8)",
+        help=f"output video, in an existing directory: {', '.join(CODECS)} (H.264; .webm is VP8)",
     )
     p.add_argument(
         "--model", default="lucy_2_rt", help=f"model id: {', '.join(ids)} (default: lucy_2_rt)"
