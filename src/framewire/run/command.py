@@ -110,7 +110,10 @@ def register(subparsers: Any) -> None:
         help="stamp a frame-index strip in the bottom-right corner of each sent frame to "
         "measure the round trip; it shows in the output (default: off)",
     )
-    p.add_argument("--still", help="also save a PNG or JPEG still from the middle of the output")
+    p.add_argument(
+        "--still",
+        help="also save a PNG or JPEG still from the middle of the output (default: none)",
+    )
     p.set_defaults(func=run)
 
 
