@@ -78,7 +78,7 @@ async def test_page_runs_a_session_that_follows_prompt_and_image(browser: Browse
         await page.fill("#api-key", "not-a-key")
         await dialog.get_by_role("button", name="Use this key").click()
         await expect(page.locator("#key-error")).to_have_text(
-            "That key was refused: the API key is not valid. Check it and try again."
+            "The server does not know this key. Check it and try again."
         )
         await expect(dialog).to_be_visible()
         await expect(page.locator("#error")).to_be_hidden()

@@ -86,16 +86,14 @@ class Api {
     sessionStorage.removeItem(KEY_STORAGE);
   }
 
-  /** null when the server takes `key`; the Problem when it answers 401. Any other answer (or no
-   * answer) cannot tell: the key is taken and Start will say more. */
-  async checkKey(key) {
-    let res;
+  /** Whether the server refuses `key` (401). Any other answer, or none, cannot tell: the key is
+   * taken and Start will say more. */
+  async refusesKey(key) {
     try {
-      res = await fetch(KEY_CHECK, { headers: { "x-api-key": key } });
+      return (await fetch(KEY_CHECK, { headers: { "x-api-key": key } })).status === 401;
     } catch {
-      return null;
+      return false;
     }
-    return res.status === 401 ? Problem.from(res) : null;
   }
 
   request(path, { method = "GET", json, headers = {}, keepalive = false } = {}) {
@@ -440,9 +438,8 @@ class Page {
     const submit = el["key-form"].querySelector("button[type=submit]");
     submit.disabled = true;
     try {
-      const problem = await this.api.checkKey(key);
-      if (problem) {
-        el["key-error"].textContent = `That key was refused: ${problem.detail}. Check it and try again.`;
+      if (await this.api.refusesKey(key)) {
+        el["key-error"].textContent = "The server does not know this key. Check it and try again.";
         el["key-error"].hidden = false;
         el["api-key"].select();
         return;
