@@ -39,7 +39,7 @@ from aiortc import RTCConfiguration, RTCIceGatherer, RTCPeerConnection, RTCSessi
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
-from framewire.client import marker
+from framewire.client.catalog import ModelInfo
 from framewire.client.control import Control, ProblemError
 from framewire.client.events import (
     ErrorEvent,
@@ -63,7 +63,7 @@ from framewire.media.signaling import (
     candidate_json,
     parse_candidate,
 )
-from framewire.models.base import ModelSpec
+from framewire.rtc.stamp import read_stamp
 
 log = logging.getLogger("framewire.client")
 
@@ -155,12 +155,12 @@ class RealtimeClient:
         if self._own_http:
             await self.http.aclose()
 
-    async def models(self) -> list[ModelSpec]:
+    async def models(self) -> list[ModelInfo]:
         """The models the server runs (`GET /v1/models`, a framewire extension)."""
         response = await self.control.request("GET", "/v1/models")
-        return [ModelSpec(**spec) for spec in response.json()["models"]]
+        return [ModelInfo.of(spec) for spec in response.json()["models"]]
 
-    async def _spec(self, model: str) -> ModelSpec | None:
+    async def _spec(self, model: str) -> ModelInfo | None:
         try:
             specs = await self.models()
         except ProblemError as exc:
@@ -189,7 +189,7 @@ class RealtimeClient:
         frame to a video file (.mp4: H.264, .webm: VP8) at the model's frame rate. `fps` paces
         numpy sources (default: the model's rate); the session stops its source when it
         closes. `mark_frames` stamps a small frame-index strip in a corner of each sent frame
-        so `stats.round_trip_ms` can be measured (see framewire.client.marker); it is visible
+        so `stats.round_trip_ms` can be measured (framewire.rtc.stamp); it is visible
         in the output.
 
         `close_at_end`: when a finite source runs out, wait for the frames in flight, then
@@ -273,7 +273,7 @@ class Session:
         self,
         client: RealtimeClient,
         model: str,
-        spec: ModelSpec | None,
+        spec: ModelInfo | None,
         source: OpenedSource,
         sink: VideoFileSink | None,
         mark_frames: bool,
@@ -462,12 +462,11 @@ class Session:
                 reader.end()
 
     def _read_marker(self, frame: VideoFrame) -> int | None:
-        layout = self._outbound.layout
-        if not self._mark or layout is None:
+        if not self._mark:
             return None
         if frame.format.name != "yuv420p":
             frame = frame.reformat(format="yuv420p")
-        return marker.read(plane(frame, 0), layout)
+        return read_stamp(plane(frame, 0))
 
     async def frames(self, buffer: int = 2) -> AsyncIterator[BGRFrame]:
         """The transformed frames as BGR arrays, from now until the session ends. A reader
