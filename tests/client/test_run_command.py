@@ -52,7 +52,9 @@ async def test_run_against_a_server_writes_the_transformed_video_and_a_table(
     received = int(row(table, "frames out").split()[0])
     assert row(table, "frames out") == f"{received} received, {received} written"
     if received < 30:
-        assert row(table, "frames skipped").startswith(f"{30 - received}: the model makes 20 fps")
+        assert row(table, "frames skipped").startswith(
+            f"{30 - received}: the model makes 20 fps at"
+        )
     assert row(table, "enhanced prompt").startswith("black and white")
     latency = re.fullmatch(
         r"(\d+) / (\d+) ms  \((\d+) of (\d+) frames matched by marker\)",

@@ -102,8 +102,8 @@ def _frames(session: Session) -> list[tuple[str, str]]:
         rows.append(
             (
                 "frames skipped",
-                f"{skipped}: the model makes {rate}; when frames come faster the server "
-                "skips to the newest, so frames out can be fewer than frames in",
+                f"{skipped}: the model makes {rate} at most; frames that arrive while it "
+                "is busy are skipped (the newest wins, nothing queues)",
             )
         )
     return rows
