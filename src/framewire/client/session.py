@@ -115,7 +115,7 @@ class Summary:
 
 
 class RealtimeClient:
-    """Talks to one framewire (or seed-000-compatible) API. Use as an async context manager;
+    """Talks to one framewire (or API-compatible) server. Use as an async context manager;
     leaving it closes every session still open.
 
     `ice_interfaces` are the local addresses to gather candidates on; by default the loopback
@@ -393,7 +393,7 @@ class Session:
         self._changed.set()
 
     async def _restart_ice(self, servers: list[dict[str, Any]]) -> None:
-        """Answer the server's `ice-restart` as the seed's client does: re-offer with the
+        """Answer the server's `ice-restart` as the reference browser client does: re-offer with the
         event's ICE servers (new ICE credentials, same DTLS session) and apply the answer.
         Inline with the event stream, so the new generation's server candidates that follow
         are applied after it."""

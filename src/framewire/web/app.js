@@ -112,7 +112,7 @@ class Api {
   }
 }
 
-/** One realtime session, as seed 000's client runs it. `on` receives what the page shows. */
+/** One realtime session, as the reference browser client runs it. `on` receives what the page shows. */
 class Session {
   constructor(api, on) {
     this.api = api;
@@ -131,7 +131,7 @@ class Session {
   }
 
   async start({ model, prompt, enhance, imageData }) {
-    // The seed starts with a public STUN server; ours come with the answer (setConfiguration below).
+    // The reference client starts with a public STUN server; ours come with the answer (setConfiguration below).
     this.pc = new RTCPeerConnection({ iceServers: [] });
     this.pc.ontrack = (event) => this.on.output(event.streams[0]);
     // Listening before the POST keeps candidates found while it is in flight; they wait in the queue.
