@@ -188,8 +188,8 @@ class RealtimeClient:
         `image` is a reference image (file path or bytes). `output` records every received
         frame to a video file (.mp4: H.264, .webm: VP8) at the model's frame rate. `fps` paces
         numpy sources (default: the model's rate); the session stops its source when it
-        closes. `mark_frames` stamps a small frame-index strip in a corner of each sent frame
-        so `stats.round_trip_ms` can be measured (framewire.rtc.stamp); it is visible
+        closes. `mark_frames` stamps each sent frame's number in its top-left corner
+        (framewire.rtc.stamp) so `stats.round_trip_ms` can be measured; the stamp is visible
         in the output.
 
         `close_at_end`: when a finite source runs out, wait for the frames in flight, then
