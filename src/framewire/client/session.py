@@ -78,6 +78,8 @@ END_EVENT_WAIT = 2.0
 DRAIN_IDLE = 0.5
 """After the source ran out: seconds without a received frame that mean none is in flight.
 Ten frame intervals at 20 fps; each one of them is billed."""
+DRAIN_GAPS = 3
+"""...or this many of the received stream's frame intervals, when that is longer."""
 DRAIN_TIMEOUT = 3.0
 """After the source ran out: the longest wait for frames in flight before closing."""
 
@@ -490,12 +492,15 @@ class Session:
                 await asyncio.wait_for(self._changed.wait(), 0.2)
 
     async def drain(self, idle: float = DRAIN_IDLE, timeout: float = DRAIN_TIMEOUT) -> None:
-        """Wait for the frames still in flight: until none came for `idle` seconds (at most
-        `timeout` seconds)."""
+        """Wait for the frames still in flight: until none came for `idle` seconds, or for
+        DRAIN_GAPS frame intervals when frames come slower than that (a loaded server), at most
+        `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.ended is None:
             last = self.stats.last_received_at
-            if last is not None and time.monotonic() - last >= idle:
+            fps = self.stats.received_fps
+            quiet = max(idle, DRAIN_GAPS / fps) if fps else idle
+            if last is not None and time.monotonic() - last >= quiet:
                 return
             await asyncio.sleep(0.05)
 
