@@ -9,14 +9,20 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install system demo test lint typecheck unit bench clean
 
-# constraints.txt: the exact versions CI tested, so a fresh install gets them.
-$(BIN)/framewire: pyproject.toml constraints.txt
+# Two stamps in one .venv: `runtime` is what running framewire needs (all `make demo` installs),
+# `dev` adds the test and lint tools on top (`make install`, `make test`). Both install with
+# constraints.txt, the exact versions CI tested, so a fresh install gets them.
+$(VENV)/.runtime: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-install: $(BIN)/framewire
+install: $(VENV)/.dev
 
 # System packages the tests use for real: Redis (scale-out), Chromium (browser tests), coturn (TURN).
 system:
@@ -37,7 +43,8 @@ unit: install system
 
 test: lint typecheck unit
 
-demo: install
+demo: $(VENV)/.runtime
+	mkdir -p out
 	$(BIN)/framewire run --demo -o out/demo.mp4 --still out/demo.png --model lucy_2_rt --prompt "anime style portrait"
 
 bench: install system

@@ -7,7 +7,7 @@ import os
 import secrets
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -119,15 +119,3 @@ class SettingError(ValueError):
         super().__init__(f"{setting}: {detail}")
         self.setting = setting
 
-
-def setting_errors(error: SettingError | ValidationError) -> list[str]:
-    """One line per problem, each naming its `FRAMEWIRE_*` variable, for a startup error."""
-    if isinstance(error, SettingError):
-        return [str(error)]
-    lines = []
-    for problem in error.errors():
-        message = str(problem["msg"]).removeprefix("Value error, ")
-        if problem["loc"]:
-            message = f"FRAMEWIRE_{str(problem['loc'][0]).upper()}: {message}"
-        lines.append(message)
-    return lines
