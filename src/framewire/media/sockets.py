@@ -56,10 +56,8 @@ class HostSockets:
         for address in addresses:
             try:
                 protocol = await self.bind(conn, address)
-            except PortsExhausted:
-                raise
             except OSError:
-                continue
+                continue  # PortsExhausted (a full range) is not an OSError: it goes up
             host, port = protocol.transport.get_extra_info("sockname")[:2]
             protocol.local_candidate = host_candidate(component, host, port)
             private.CONN_PROTOCOLS.get(conn).append(protocol)
