@@ -24,7 +24,9 @@ from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.models.registry import ModelRegistry
 from framewire.policy.enhance import KeywordEnhancer
 from framewire.policy.moderation import DefaultModerator
-from framewire.sessions.service import Limits, Ports, SessionService
+from framewire.sessions.content import Content
+from framewire.sessions.ports import Limits, Ports
+from framewire.sessions.service import SessionService
 from framewire.sessions.tokens import EventTokens
 from framewire.state.memory import MemoryState
 from framewire.state.redis import RedisState
@@ -69,10 +71,16 @@ def create_app(
     api_keys = ApiKeys(settings.api_keys)
     service = SessionService(
         settings.instance_id,
-        Ports(state.sessions, state.events, state.commands, state.accounts, state.heartbeats),
+        Ports(
+            state.sessions,
+            state.events,
+            state.commands,
+            state.accounts,
+            state.heartbeats,
+            state.ledger,
+        ),
         legs,
-        DefaultModerator(settings.blocked_terms),
-        KeywordEnhancer(),
+        Content(registry, DefaultModerator(settings.blocked_terms), KeywordEnhancer()),
         EventTokens(settings.secret),
         Limits(
             max_duration=settings.max_duration,
