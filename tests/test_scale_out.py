@@ -354,3 +354,69 @@ async def test_a_restart_under_the_same_instance_id_settles_the_last_runs_sessio
             assert again.status_code == 201, again.text
             assert (await http.delete(f"{SESSIONS}/{again.json()['session_id']}")).is_success
             await fresh.close()
+
+
+async def events_in_redis(redis: str, session_id: str) -> list[str]:
+    """The names of every event the session's log holds, read straight from Redis."""
+    store = RedisState(redis)
+    try:
+        return [e.event for e in await store.events.read(session_id, 0, wait=0)]
+    finally:
+        await store.close()
+
+
+async def legs_of_payer(http: httpx.AsyncClient) -> list[Any]:
+    legs: list[Any] = (await http.get("/v1/legs")).json()["legs"]
+    return legs
+
+
+async def test_a_stalled_owner_waking_after_a_survivor_settled_only_stops_its_media(
+    redis_url: str,
+) -> None:
+    """SIGSTOP the owner A past its heartbeat TTL: B settles the session. SIGCONT A: its
+    charges and writes are fenced by the session's epoch, so it only closes its leg. One
+    charge, one `generation_ended`, and B's summary stands."""
+    env = {"FRAMEWIRE_TICK_INTERVAL": "1"}  # A has a tick to charge the moment it wakes
+    with serve(redis_url, "fw-a", **env) as a, serve(redis_url, "fw-b", **env) as b:
+        await asyncio.gather(ready(a.url), ready(b.url))
+        async with client(a.url) as http_a, client(b.url) as http_b:
+            peer = ClientPeer()
+            created = await post_session(http_a, peer)
+            assert created.status_code == 201, created.text
+            body = created.json()
+            session_id, url = body["session_id"], f"{SESSIONS}/{body['session_id']}"
+            await peer.accept(body["sdp"]["sdp"])
+            async with client(b.url, None) as sse_http:
+                events = EventReader(
+                    sse_http,
+                    f"{body['events']['url']}?event_token={body['events']['event_token']}",
+                ).start()
+                await peer.wait_frames(5)
+                tick = await events.wait_for("generation_tick", count=2)
+                await charged(redis_url, tick.data["seconds"])
+                assert len(await legs_of_payer(http_a)) == 1
+
+                a.process.send_signal(signal.SIGSTOP)
+                try:
+                    end = await events.wait_for("generation_ended", timeout=OWNER_DEATH_NOTICED)
+                    await events.wait_closed()
+                    survivor = (await http_b.get(url)).json()["summary"]
+                    settled_balance = await ledger_balance(redis_url)
+                finally:
+                    a.process.send_signal(signal.SIGCONT)
+
+            # A wakes: its next tick's charge and its writes are refused; its leg closes.
+            deadline = time.monotonic() + 30
+            while await legs_of_payer(http_a):
+                assert time.monotonic() < deadline, "the woken owner kept its leg"
+                await asyncio.sleep(0.2)
+
+            assert end.data == {"seconds": survivor["seconds"], "reason": "error"}
+            await assert_billed_once(redis_url, survivor, tick.data["seconds"])
+            assert await ledger_balance(redis_url) == settled_balance
+            assert (await http_a.get(url)).json()["summary"] == survivor
+            assert (await http_b.delete(url)).json() == survivor
+            names = await events_in_redis(redis_url, session_id)
+            assert names.count("generation_ended") == 1 and names[-1] == "generation_ended"
+            assert names[-2:] == ["error", "generation_ended"]
+            await peer.close()
