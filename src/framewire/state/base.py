@@ -136,3 +136,27 @@ class Heartbeats(Protocol):
     async def forget(self, instance_id: str) -> None:
         """Drop a departed instance (its sessions are settled); a live one stays."""
         ...
+
+
+class State(Protocol):
+    """All the ports of one shared state (one instance's view of it)."""
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def events(self) -> EventLog: ...
+
+    @property
+    def commands(self) -> CommandBus: ...
+
+    @property
+    def accounts(self) -> Accounts: ...
+
+    @property
+    def heartbeats(self) -> Heartbeats: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    async def close(self) -> None: ...

@@ -240,3 +240,6 @@ class MemoryState:
         self.accounts = MemoryAccounts()
         self.heartbeats = MemoryHeartbeats()
         self.ledger = MemoryLedger(self)
+
+    async def close(self) -> None:
+        """Nothing to release: the state lives as long as the objects do."""
