@@ -101,17 +101,14 @@ class CommandBus(Protocol):
 
 
 class Accounts(Protocol):
-    """Credit balances (generation-seconds) and concurrent-session slots per API key."""
+    """Credit balances (generation-seconds) and concurrent-session slots per API key. Balances
+    are charged only through the Ledger, fenced by the session being billed."""
 
     async def ensure(self, key_id: str, credit: float | None) -> None:
         """Create the account with its starting credit if it does not exist (None: unlimited)."""
         ...
 
     async def balance(self, key_id: str) -> float | None: ...
-
-    async def charge(self, key_id: str, seconds: float) -> float | None:
-        """Take `seconds` from the balance; return what remains (None: unlimited)."""
-        ...
 
     async def acquire_slot(self, key_id: str, limit: int) -> bool: ...
 

@@ -154,9 +154,6 @@ class MemoryAccounts:
     async def balance(self, key_id: str) -> float | None:
         return self._balance.get(key_id)
 
-    async def charge(self, key_id: str, seconds: float) -> float | None:
-        return self.take(key_id, seconds)
-
     def take(self, key_id: str, seconds: float) -> float | None:
         current = self._balance.get(key_id)
         if current is None:

@@ -17,8 +17,8 @@ Keys, all under `framewire:`:
   waits in the owner's list (BLPOP) even while the owner reconnects; its body
   expires with the caller's timeout, so an owner that pops it late skips it; the caller BLPOPs
   its reply list with that timeout, and an unread reply expires too.
-- `credit`, `slots`: hashes by key id (HINCRBYFLOAT; Lua scripts for "only if limited" and for
-  "acquire within the limit").
+- `credit`, `slots`: hashes by key id (HINCRBYFLOAT in the billing scripts, only for a limited
+  balance; a Lua script for "acquire within the limit").
 - `beat:{instance}` (a key with the heartbeat TTL) and `instances` (instance -> last beat).
 
 Blocking calls (XREAD BLOCK, BLPOP) run on a client of their own whose sockets have no read
@@ -146,24 +146,40 @@ return 1
 )
 """The owner's write of its active record, fenced."""
 
+BILL = """
+local function bill(credit_key, key_id, change, unlimited)
+  local balance = redis.call('HGET', credit_key, key_id)
+  if not balance or balance == unlimited then
+    return nil
+  end
+  return redis.call('HINCRBYFLOAT', credit_key, key_id, change)
+end
+
+local function release_slot(slots_key, key_id)
+  local held = tonumber(redis.call('HGET', slots_key, key_id) or '0')
+  if held > 0 then
+    redis.call('HINCRBY', slots_key, key_id, -1)
+  end
+end
+"""
+"""Add `change` to a limited balance (nil for an unlimited or unknown account); give a slot back."""
+
 CHARGE_SESSION = (
     HOLDS
+    + BILL
     + """
 if not holds(KEYS[1], ARGV[2]) then
   return {0}
 end
 redis.call('SET', KEYS[1], ARGV[1])
-local balance = redis.call('HGET', KEYS[2], ARGV[3])
-if not balance or balance == ARGV[5] then
-  return {1}
-end
-return {1, redis.call('HINCRBYFLOAT', KEYS[2], ARGV[3], ARGV[4])}
+return {1, bill(KEYS[2], ARGV[3], ARGV[4], ARGV[5])}
 """
 )
 """A tick's charge: the record (with what it has charged) and the ledger, fenced."""
 
 SETTLE = (
     HOLDS
+    + BILL
     + PUT_RECORD
     + APPEND_EVENT
     + """
@@ -172,15 +188,8 @@ if not stored then
   return false
 end
 local delta = math.max(0, tonumber(ARGV[4]) - (tonumber(stored.charged) or 0))
-local remaining = 'null'
-local balance = redis.call('HGET', KEYS[3], ARGV[3])
-if balance and balance ~= ARGV[5] then
-  remaining = redis.call('HINCRBYFLOAT', KEYS[3], ARGV[3], string.format('%.17g', -delta))
-end
-local held = tonumber(redis.call('HGET', KEYS[4], ARGV[3]) or '0')
-if held > 0 then
-  redis.call('HINCRBY', KEYS[4], ARGV[3], -1)
-end
+local remaining = bill(KEYS[3], ARGV[3], string.format('%.17g', -delta), ARGV[5]) or 'null'
+release_slot(KEYS[4], ARGV[3])
 local final = string.sub(ARGV[1], 1, -2) .. ', "credits_remaining": ' .. remaining .. '}'
 put_record(KEYS[1], KEYS[2], final, tonumber(ARGV[6]), ARGV[7])
 for i = 8, #ARGV, 2 do
@@ -193,15 +202,6 @@ return final
 """The one settlement: fence, charge the rest, release the slot, store the final record with
 its balance, append the end events, expire them; all or nothing."""
 
-CHARGE = """
-local balance = redis.call('HGET', KEYS[1], ARGV[1])
-if not balance or balance == ARGV[3] then
-  return false
-end
-return redis.call('HINCRBYFLOAT', KEYS[1], ARGV[1], ARGV[2])
-"""
-"""Add ARGV[2] to a limited balance; nil for an unlimited (or unknown) account."""
-
 ACQUIRE = """
 local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if held >= tonumber(ARGV[2]) then
@@ -211,12 +211,7 @@ redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 return 1
 """
 
-RELEASE = """
-local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if held > 0 then
-  redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-end
-"""
+RELEASE = BILL + "release_slot(KEYS[1], ARGV[1])"
 
 FORGET = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -419,7 +414,6 @@ class RedisCommandBus:
 class RedisAccounts:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._charge = redis.register_script(CHARGE)
         self._acquire = redis.register_script(ACQUIRE)
         self._release = redis.register_script(RELEASE)
 
@@ -431,12 +425,6 @@ class RedisAccounts:
     async def balance(self, key_id: str) -> float | None:
         value = await self._redis.hget(key("credit"), key_id)
         return None if value is None or value == UNLIMITED else float(value)
-
-    async def charge(self, key_id: str, seconds: float) -> float | None:
-        remaining = await self._charge(
-            keys=[key("credit")], args=[key_id, repr(-seconds), UNLIMITED]
-        )
-        return None if remaining is None else float(remaining)
 
     async def acquire_slot(self, key_id: str, limit: int) -> bool:
         return bool(await self._acquire(keys=[key("slots")], args=[key_id, limit]))
