@@ -5,6 +5,7 @@ settles it when its owner dies."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import signal
@@ -17,7 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
+import numpy as np
 
 from framewire.api.app import HEARTBEAT_TTL, SWEEP_EVERY
 from framewire.api.auth import key_digest, key_id
@@ -134,6 +137,54 @@ async def test_two_instances_act_as_one_service(redis_url: str) -> None:
         assert summary["credits_charged"] == summary["seconds"]
         assert (await http_a.get(url)).json()["summary"] == summary
         assert (await http_a.delete(url)).json() == summary
+        await peer.close()
+
+
+def redness(frame: Any) -> float:
+    """How much redder than blue a BGR frame is, on average."""
+    return float(frame[..., 2].astype(float).mean() - frame[..., 0].astype(float).mean())
+
+
+def red_png(size: int = 256) -> str:
+    image = np.zeros((size, size, 3), np.uint8)
+    image[..., 2] = 230
+    image[::8, :, 1] = 60  # some texture: a palette needs a spread
+    ok, data = cv2.imencode(".png", image)
+    assert ok
+    return base64.b64encode(data.tobytes()).decode()
+
+
+async def test_a_reference_image_sent_to_another_instance_reaches_the_owner_as_bytes(
+    redis_url: str,
+) -> None:
+    """The image crosses the command bus as its bytes: posted to B, A's model recolours the
+    frames toward it; a bad image is refused by B before it travels."""
+    async with (
+        instance(redis_url, "fw-a") as a,
+        instance(redis_url, "fw-b") as b,
+        a.client() as http_a,
+        b.client() as http_b,
+    ):
+        peer = ClientPeer()
+        offer = await peer.offer()
+        created = await http_a.post(
+            SESSIONS, json={"model": "lucy_2_rt", "sdp": {"type": "offer", "sdp": offer}}
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        url = f"{SESSIONS}/{body['session_id']}"
+        await peer.accept(body["sdp"]["sdp"])
+        before = redness(await peer.wait_frames(10))
+
+        bad = await http_b.post(f"{url}/image", json={"image_data": "R0lGODlhAQABAAAAACw="})
+        assert bad.status_code == 422 and bad.json()["type"].endswith("/invalid-image")
+        posted = await http_b.post(f"{url}/image", json={"image_data": red_png()})
+        assert posted.status_code == 200, posted.text
+        assert (await http_a.get(url)).json()["has_image"] is True
+        deadline = time.monotonic() + 20
+        while redness(await peer.wait_frames(1)) < before + 40:
+            assert time.monotonic() < deadline, "A's frames never took the image's palette"
+        assert (await http_b.delete(url)).status_code == 200
         await peer.close()
 
 

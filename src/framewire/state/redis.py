@@ -364,7 +364,7 @@ class RedisCommandBus:
         try:
             reply: Record = {"reply": await handler(request["command"], blob)}
         except Exception as exc:  # a handler bug reaches the caller, as it does in memory
-            log.exception("command %s failed", request["command"].get("op"))
+            log.exception("command %s failed", request["command"].get("kind"))
             reply = {"failed": f"{type(exc).__name__}: {exc}"}
         reply_key = key("reply", request_id)
         try:
