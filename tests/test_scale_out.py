@@ -1,4 +1,4 @@
-"""Scale-out (SPEC.md §4): framewire instances sharing one real Redis act as one service. Any
+"""Scale-out: framewire instances sharing one real Redis act as one service. Any
 instance answers any control request for a session another one holds, carries its events, and
 settles it when its owner dies."""
 

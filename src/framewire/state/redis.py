@@ -1,4 +1,4 @@
-"""Shared state in Redis: several `framewire serve` processes act as one service (SPEC.md §4).
+"""Shared state in Redis: several `framewire serve` processes act as one service.
 
 Keys, all under `framewire:`:
 - `session:{id}`: the record as JSON; an ended record carries the retention as its TTL.
