@@ -51,13 +51,22 @@ def instance(
     return framewire(redis_url=url, instance_id=instance_id, **overrides)
 
 
-async def test_two_instances_act_as_one_service(redis_url: str) -> None:
+@contextlib.asynccontextmanager
+async def pair(
+    url: str,
+) -> AsyncIterator[tuple[Running, Running, httpx.AsyncClient, httpx.AsyncClient]]:
+    """Instances fw-a and fw-b on the shared Redis, each with a client."""
     async with (
-        instance(redis_url, "fw-a") as a,
-        instance(redis_url, "fw-b") as b,
+        instance(url, "fw-a") as a,
+        instance(url, "fw-b") as b,
         a.client() as http_a,
         b.client() as http_b,
     ):
+        yield a, b, http_a, http_b
+
+
+async def test_two_instances_act_as_one_service(redis_url: str) -> None:
+    async with pair(redis_url) as (a, b, http_a, http_b):
         peer = ClientPeer()
         offer = await peer.offer(trickle=True)
         created = await http_a.post(
@@ -159,12 +168,7 @@ async def test_a_reference_image_sent_to_another_instance_reaches_the_owner_as_b
 ) -> None:
     """The image crosses the command bus as its bytes: posted to B, A's model recolours the
     frames toward it; a bad image is refused by B before it travels."""
-    async with (
-        instance(redis_url, "fw-a") as a,
-        instance(redis_url, "fw-b") as b,
-        a.client() as http_a,
-        b.client() as http_b,
-    ):
+    async with pair(redis_url) as (_, _, http_a, http_b):
         peer = ClientPeer()
         offer = await peer.offer()
         created = await http_a.post(

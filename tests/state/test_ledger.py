@@ -81,3 +81,12 @@ async def test_a_writer_with_another_epoch_is_fenced(state: State) -> None:
     stored = await state.sessions.get("rs_1")
     assert stored is not None and stored["prompt"] == "mine"
     assert await state.accounts.balance(KEY) == 100.0
+
+
+async def test_the_ledger_ends_holding_exactly_the_summarys_seconds(state: State) -> None:
+    """Ticks charge unrounded time; the total is rounded to ms: settling squares the two."""
+    await opened(state)
+    await state.ledger.charge(session(charged=6.0004), 6.0004)
+    final = await state.ledger.settle(session(charged=6.0004, seconds=6.0), 60, END)
+    assert final is not None and final["credits_remaining"] == pytest.approx(94.0)
+    assert await state.accounts.balance(KEY) == pytest.approx(94.0, abs=1e-9)

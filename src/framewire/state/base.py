@@ -59,10 +59,11 @@ class Ledger(Protocol):
         self, record: Record, ttl: float, events: list[tuple[str, Any]]
     ) -> Record | None:
         """End the session in one step: charge the key what the ledger has not yet had for it
-        (`record["seconds"]` less the stored record's `charged`), release its slot, store the
-        final record (epoch + 1, `credits_remaining` filled in) for `ttl` seconds, append
-        `events`, and let the session's events expire after `ttl`. Returns the final record,
-        or None when fenced: another instance settled it, or its epoch moved on."""
+        (`record["seconds"]` less the stored record's `charged`; negative when the ticks charged
+        more than the rounded total: the ledger then holds exactly `seconds`), release its
+        slot, store the final record (epoch + 1, `credits_remaining` filled in) for `ttl`
+        seconds, append `events`, and let the session's events expire after `ttl`. Returns the
+        final record, or None when fenced: another instance settled it, or its epoch moved on."""
         ...
 
 

@@ -192,7 +192,7 @@ class MemoryLedger:
         except Fenced:
             return None
         remaining = self._state.accounts.take(
-            record["key_id"], max(0.0, record["seconds"] - stored["charged"])
+            record["key_id"], record["seconds"] - stored["charged"]
         )
         final = {**record, "epoch": record["epoch"] + 1, "credits_remaining": remaining}
         self._state.sessions.write(session_id, final, ttl)

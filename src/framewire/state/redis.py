@@ -187,7 +187,7 @@ local stored = holds(KEYS[1], ARGV[2])
 if not stored then
   return false
 end
-local delta = math.max(0, tonumber(ARGV[4]) - (tonumber(stored.charged) or 0))
+local delta = tonumber(ARGV[4]) - (tonumber(stored.charged) or 0)
 local remaining = bill(KEYS[3], ARGV[3], string.format('%.17g', -delta), ARGV[5]) or 'null'
 release_slot(KEYS[4], ARGV[3])
 local final = string.sub(ARGV[1], 1, -2) .. ', "credits_remaining": ' .. remaining .. '}'
