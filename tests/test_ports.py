@@ -1,7 +1,8 @@
 """Media ports a firewall can be told about: `FRAMEWIRE_ICE_PORT_RANGE` keeps every media socket
 (host candidates and the server's TURN allocations) in the range, a full range answers create
 with 503 + Retry-After and frees up again; settings that cannot work stop `framewire serve` at
-start with an error naming the setting."""
+start with an error naming the setting; an ICE restart that finds the range full is a 503 too,
+and the session goes on over its current path."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from tests.coturn import coturn
 from tests.legs import OFFER, drain_until_done
 from tests.peers import ClientPeer
+from tests.restart_client import restart_client
 from tests.servers import API_KEY, framewire
 from tests.sessions import SESSIONS, open_session
 
@@ -155,3 +157,27 @@ def test_a_taken_udp_port_stops_the_server_at_start() -> None:
     assert result.returncode != 0
     assert f"FRAMEWIRE_ICE_UDP_PORT: cannot bind UDP port {port}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_a_restart_that_finds_the_range_full_is_503_and_the_session_goes_on() -> None:
+    with free_range(2) as (first, last):
+        async with (
+            framewire(ice_port_range=(first, last), max_sessions=2) as server,
+            server.client() as http,
+            restart_client(server, http) as client,
+        ):
+            assert client.restarter is not None
+            await client.peer.wait_frames(5)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+                squatter.bind(("127.0.0.1", last))  # the session holds `first`: none is left
+                offer = await client.restarter.offer([])
+                response = await http.patch(
+                    client.url,
+                    json={"sdp": {"type": "offer", "sdp": offer}},
+                    headers={"If-Match": '"*"'},
+                )
+            assert response.status_code == 503, response.text
+            assert int(response.headers["retry-after"]) > 0
+            assert f"{first}-{last}" in response.json()["detail"]
+            assert (await http.get(client.url)).json()["status"] == "active"
+            await client.peer.wait_frames(10)  # the current path carries on

@@ -195,8 +195,8 @@ class Leg:
             answer = await self._restarter.answer(offer_sdp, rtc_ice_servers(self._ice_servers()))
         except InvalidOffer:
             raise
-        except PortsExhausted as exc:
-            raise RestartConflict(f"no media port is free for a new ICE path now: {exc}") from exc
+        except PortsExhausted:
+            raise  # capacity, like a full instance: the current path is kept
         except (ValueError, KeyError, IndexError, OperationError) as exc:
             raise InvalidOffer(f"invalid SDP offer: {exc}") from exc
         except (RuntimeError, OSError, InvalidStateError) as exc:

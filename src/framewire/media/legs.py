@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
-from framewire.media.sockets import PortsExhausted
 from framewire.models.base import Frame
 from framewire.models.registry import ModelRegistry
 
@@ -22,13 +21,6 @@ class CapacityFull(RuntimeError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"this instance is at its limit of {limit} sessions and legs")
-
-
-class PortsFull(CapacityFull):
-    """Every port of `FRAMEWIRE_ICE_PORT_RANGE` is in use: capacity, like the session limit."""
-
-    def __init__(self, detail: str) -> None:
-        RuntimeError.__init__(self, detail)
 
 
 class Legs:
@@ -73,10 +65,8 @@ class Legs:
             leg.attach(listener)
         try:
             answer = await leg.answer(offer_sdp)
-        except BaseException as exc:
+        except BaseException:
             await leg.close()
-            if isinstance(exc, PortsExhausted):
-                raise PortsFull(f"no media port free: {exc}") from exc
             raise
         self._legs[leg.id] = leg
         return leg, answer

@@ -29,7 +29,8 @@ from framewire.media import internals as private
 
 
 class PortsExhausted(RuntimeError):
-    """Every port of the configured range is in use: no socket for another leg now."""
+    """Every port of the configured range is in use: no socket for another leg (or another ICE
+    generation) now. The API answers it as it does a full instance: 503 with Retry-After."""
 
 
 def host_candidate(component: int, host: str, port: int) -> Candidate:
