@@ -7,6 +7,7 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 import uvicorn
 
@@ -17,9 +18,18 @@ SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.client.command")
 
 def serve(args: argparse.Namespace) -> int:
     from framewire.api.app import create_app
+    from framewire.config import Settings
+    from framewire.models.catalog import ModelsFileError
+    from framewire.policy.plugins import PolicyPluginError
 
+    settings = Settings() if args.models is None else Settings(models=args.models)
+    try:
+        app = create_app(settings)
+    except (ModelsFileError, PolicyPluginError) as exc:
+        print(f"framewire: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
-        create_app(),
+        app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -35,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TOML file declaring the model ids to serve (default: FRAMEWIRE_MODELS, or built-ins)",
+    )
     p.set_defaults(func=serve)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -21,9 +21,9 @@ from framewire.config import Settings
 from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
 from framewire.media.turn import TURN_TTL_MARGIN, turn_server
+from framewire.models.catalog import Catalog, load_catalog
 from framewire.models.registry import ModelRegistry
-from framewire.policy.enhance import KeywordEnhancer
-from framewire.policy.moderation import DefaultModerator
+from framewire.policy.plugins import build_enhancer, build_moderator
 from framewire.sessions.service import Limits, Ports, SessionService
 from framewire.sessions.tokens import EventTokens
 from framewire.state.memory import MemoryState
@@ -40,17 +40,33 @@ def create_app(
     settings: Settings | None = None,
     state: MemoryState | RedisState | None = None,
     registry: ModelRegistry | None = None,
+    catalog: Catalog | None = None,
 ) -> FastAPI:
     """Build one framewire instance. `state` may be shared by several apps (memory scale-out in
-    one process); by default each app has its own, in Redis when `FRAMEWIRE_REDIS_URL` is set."""
+    one process); by default each app has its own, in Redis when `FRAMEWIRE_REDIS_URL` is set.
+    The model ids come from `registry`, else `catalog`, else the models file of the settings,
+    else the built-ins. Raises ModelsFileError / PolicyPluginError when those cannot load."""
     settings = settings or Settings()
+    if catalog is None and settings.models is not None:
+        catalog = load_catalog(settings.models)
+    registry = registry or (catalog.start() if catalog else ModelRegistry.default())
+    enhancer_ref = catalog.enhancer if catalog else None
+    moderator_ref = catalog.moderator if catalog else None
+    enhancer = build_enhancer(
+        enhancer_ref.name if enhancer_ref else settings.enhancer,
+        enhancer_ref.options if enhancer_ref else {},
+    )
+    moderator = build_moderator(
+        moderator_ref.name if moderator_ref else settings.moderator,
+        moderator_ref.options if moderator_ref else {},
+        settings.blocked_terms,
+    )
     if not settings.api_keys:
         dev_key = "fw_dev_" + secrets.token_urlsafe(18)
         settings.api_keys = {dev_key: None}
         log.warning("FRAMEWIRE_API_KEYS is not set: development key %s", dev_key)
     redis = RedisState(settings.redis_url) if state is None and settings.redis_url else None
     state = state or redis or MemoryState()
-    registry = registry or ModelRegistry.default()
     legs = Legs(
         registry,
         IceOptions(
@@ -71,8 +87,8 @@ def create_app(
         settings.instance_id,
         Ports(state.sessions, state.events, state.commands, state.accounts, state.heartbeats),
         legs,
-        DefaultModerator(settings.blocked_terms),
-        KeywordEnhancer(),
+        moderator,
+        enhancer,
         EventTokens(settings.secret),
         Limits(
             max_duration=settings.max_duration,
