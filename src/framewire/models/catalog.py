@@ -143,7 +143,7 @@ def _plugin(path: Path, name: str, table: object) -> PluginRef | None:
     if table is None:
         return None
     if not isinstance(table, dict) or not isinstance(table.get("backend"), str):
-        raise ModelsFileError(path, f"[{name}] needs backend = \"name or module:attr\"", key=name)
+        raise ModelsFileError(path, f'[{name}] needs backend = "name or module:attr"', key=name)
     options = table.get("options", {})
     if not isinstance(options, dict):
         raise ModelsFileError(path, "must be a table", key=f"{name}.options")

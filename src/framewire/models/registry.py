@@ -16,13 +16,18 @@ from collections.abc import Iterable
 from typing import cast
 
 from framewire.models.base import FrameModel, ModelBackend, ModelSpec, SharedModel
+from framewire.models.diffusion import DiffusionModel
 from framewire.models.passthrough import Passthrough
 from framewire.models.stylizer import Stylizer
 from framewire.plugins import PluginNotFound, load_plugin
 
 ENTRY_POINT_GROUP = "framewire.models"
 
-_BUILT_IN: dict[str, ModelBackend] = {"stylizer": Stylizer, "passthrough": Passthrough}
+_BUILT_IN: dict[str, ModelBackend] = {
+    "stylizer": Stylizer,
+    "passthrough": Passthrough,
+    "diffusers": DiffusionModel,
+}
 
 DEFAULT_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("lucy_2_rt", fps=20, width=1280, height=720, accepts_image=True, backend="stylizer"),
