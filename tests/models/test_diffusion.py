@@ -90,7 +90,7 @@ def test_near_identical_frames_skip_the_model(weights: tuple[Path, Path]) -> Non
 
 
 def test_bad_options_fail_clearly(weights: tuple[Path, Path], tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="options.model"):
+    with pytest.raises(ValueError, match=r"options\.model"):
         DiffusionModel(ModelSpec("t", 10, 64, 64, False, "diffusers"))
     with pytest.raises(ValueError, match="unknown options"):
         DiffusionModel(spec_for(weights, steps=4))
