@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from framewire.models.base import Frame, ModelSpec
+from framewire.models.steady import KNEE
 from framewire.models.stylizer import Stylizer
 
 SPEC = ModelSpec("s", fps=20, width=640, height=360, accepts_image=True, backend="stylizer")
@@ -27,8 +30,8 @@ def test_a_still_noisy_camera_gives_a_still_picture(scene: Frame, prompt: str) -
     model.set_prompt(prompt)
     frames = [noisy(scene, seed) for seed in range(6)]
     outputs = [model.process(frame) for frame in frames]
-    input_flicker = np.mean([change(a, b) for a, b in zip(frames, frames[1:], strict=False)])
-    output_flicker = np.mean([change(a, b) for a, b in zip(outputs, outputs[1:], strict=False)])
+    input_flicker = np.mean([change(a, b) for a, b in itertools.pairwise(frames)])
+    output_flicker = np.mean([change(a, b) for a, b in itertools.pairwise(outputs)])
     assert output_flicker < 0.2 * input_flicker
 
 
@@ -42,5 +45,9 @@ def test_real_motion_shows_in_the_same_frame(scene: Frame, prompt: str) -> None:
         model.process(noisy(scene, seed))
     moved = np.roll(scene, 40, axis=1)
     expected = fresh.process(moved)  # from a model that never saw the earlier frames
-    lagging = change(expected, fresh.process(scene))  # what showing the old frame would cost
-    assert change(model.process(moved), expected) < 0.1 * lagging
+    got = model.process(moved)
+    # Where the picture really moved (shapes, not texture), the output is the new frame's.
+    moving = np.abs(moved.astype(np.int16) - scene).max(axis=2) > 2 * KNEE
+    assert moving.mean() > 0.02
+    lagging = change(expected[moving], fresh.process(scene)[moving])
+    assert change(got[moving], expected[moving]) < 0.1 * lagging

@@ -254,7 +254,7 @@ def _outlines(grey: MatLike, amount: float) -> MatLike:
     """Ink lines where regions meet: Canny on the flattened image at low resolution, keeping only
     long connected contours (a wrinkle or a texture speck draws none), softly upscaled later."""
     edges = cv2.Canny(grey, 80, 160)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(edges, connectivity=8)
+    _count, labels, stats, _ = cv2.connectedComponentsWithStats(edges, connectivity=8)
     min_length = max(8, grey.shape[0] // 24)
     long_enough = (stats[:, cv2.CC_STAT_AREA] >= min_length).astype(np.uint8) * 255
     long_enough[0] = 0

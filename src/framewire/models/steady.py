@@ -24,7 +24,8 @@ KNEE = 18
 def _knee_lut(floor: int, knee: int) -> npt.NDArray[np.float32]:
     steps = np.arange(256, dtype=np.float32)
     weight = np.clip((steps - floor) / float(knee - floor), 0.0, 1.0)
-    return (weight * weight * (3.0 - 2.0 * weight)).astype(np.float32).reshape(256, 1)
+    lut: npt.NDArray[np.float32] = (weight * weight * (3.0 - 2.0 * weight)).astype(np.float32)
+    return lut.reshape(256, 1)
 
 
 _WEIGHT = _knee_lut(NOISE_FLOOR, KNEE)
