@@ -253,9 +253,9 @@ def _cel_luts(amount: float) -> tuple[Lut, Lut]:
 def _outlines(grey: MatLike, amount: float) -> MatLike:
     """Ink lines where regions meet: Canny on the flattened image at low resolution, keeping only
     long connected contours (a wrinkle or a texture speck draws none), softly upscaled later."""
-    edges = cv2.Canny(grey, 80, 160)
+    edges = cv2.Canny(grey, 100, 200)
     _count, labels, stats, _ = cv2.connectedComponentsWithStats(edges, connectivity=8)
-    min_length = max(8, grey.shape[0] // 24)
+    min_length = max(8, grey.shape[0] // 14)
     long_enough = (stats[:, cv2.CC_STAT_AREA] >= min_length).astype(np.uint8) * 255
     long_enough[0] = 0
     lines: MatLike = long_enough[labels].astype(np.uint8)
@@ -292,8 +292,10 @@ def _pencil_lut(amount: float) -> Lut:
 def sketch(frame: Frame, amount: float) -> Frame:
     """Pencil drawing: colour-dodge the grey image with its blurred inverse (grey / blur),
     which leaves white paper in flat regions and graphite strokes along edges and texture."""
-    # A light blur first: sensor-level grain would draw strokes that crawl as the camera moves.
-    grey = cv2.GaussianBlur(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (3, 3), 0.6)
+    # A light blur first (wider on bigger frames): sensor-level grain would draw strokes that
+    # crawl as the camera moves.
+    sigma = 0.6 * max(1.0, frame.shape[1] / 640)
+    grey = cv2.GaussianBlur(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (0, 0), sigma)
     blurred = _upscaled(cv2.GaussianBlur(_scaled(grey, 2), (0, 0), 3), grey)
     dodge = cv2.divide(grey, blurred, scale=256)
     lines = cv2.LUT(cv2.cvtColor(dodge, cv2.COLOR_GRAY2BGR), _pencil_lut(amount))
