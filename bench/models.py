@@ -51,8 +51,8 @@ from framewire.media.codecs import (
     GovernedVp8Encoder,
 )
 from framewire.media.frameloop import encodable
-from framewire.models.base import Frame, FrameModel, SharedModel
-from framewire.models.registry import ModelRegistry
+from framewire.models.base import Frame, FrameModel
+from framewire.models.registry import ModelRegistry, is_shared
 from framewire.models.stylizer import Stylizer
 
 CASES: list[tuple[str, str, bool]] = [
@@ -315,7 +315,7 @@ def speed_tables(registry: ModelRegistry, args: argparse.Namespace, tables: set[
     print(f"{'model':<12} {'prompt':<28} {'image':<6} {'p50 ms':>7} {'p95 ms':>7}")
     for model_id, prompt, with_image in CASES:
         model = registry.create(model_id)
-        assert not isinstance(model, SharedModel), "bench/models.py times v1 backends"
+        assert not is_shared(model), "this table times v1 backends"
         model.set_prompt(prompt)
         model.set_image(reference if with_image else None)
         p50, p95 = percentiles(measure(model, views, args.frames))

@@ -21,10 +21,12 @@ KNEE = 18
 """Change taken in full; between the two the pixel moves part of the way."""
 
 
-def _knee_lut(floor: int, knee: int) -> npt.NDArray[np.float32]:
+def _knee_lut(floor: int, knee: int) -> npt.NDArray[np.uint8]:
+    """Change -> weight of the new value, 0..255 (smoothstep between floor and knee)."""
     steps = np.arange(256, dtype=np.float32)
     weight = np.clip((steps - floor) / float(knee - floor), 0.0, 1.0)
-    lut: npt.NDArray[np.float32] = (weight * weight * (3.0 - 2.0 * weight)).astype(np.float32)
+    smooth = weight * weight * (3.0 - 2.0 * weight)
+    lut: npt.NDArray[np.uint8] = np.rint(255.0 * smooth).astype(np.uint8)
     return lut.reshape(256, 1)
 
 
@@ -46,9 +48,12 @@ class Steadier:
             self._held = frame.copy()
             return frame
         blue, green, red = cv2.split(cv2.absdiff(frame, held))
-        change = cv2.max(cv2.max(blue, green), red)
-        weight = cv2.LUT(change, _WEIGHT)
-        steady = cv2.blendLinear(frame, held, weight, 1.0 - weight)
+        weight = cv2.LUT(cv2.max(cv2.max(blue, green), red), _WEIGHT)
+        taken = cv2.cvtColor(weight, cv2.COLOR_GRAY2BGR)
+        kept = cv2.bitwise_not(taken)
+        steady = cv2.add(
+            cv2.multiply(frame, taken, scale=1 / 255), cv2.multiply(held, kept, scale=1 / 255)
+        )
         out: Frame = np.asarray(steady, dtype=np.uint8)
         self._held = out
         return out
