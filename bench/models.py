@@ -4,7 +4,8 @@
         [--backend NAME]
 
 Runs every style the Stylizer knows (passthrough is the baseline) on a photo-like synthetic
-scene that changes every frame (it pans), and prints p50/p95 milliseconds per frame. The
+scene that changes every frame (it pans), and prints p50/p95 milliseconds per frame (wall) and
+the mean CPU milliseconds per frame (what a loaded machine distorts least). The
 media layer calls `process` from one worker thread per leg, so `--threads 1` (cv2's own thread
 pool off) is the number that matters when legs share the cores. `--backend NAME` runs the same
 prompts on another backend (a plugin's entry-point name) at lucy_2_rt's size instead.
@@ -312,17 +313,18 @@ def speed_tables(registry: ModelRegistry, args: argparse.Namespace, tables: set[
     if "speed" not in tables:
         frame_loop_table(views, args.width, args.height, args.frames)
         return
-    print(f"{'model':<12} {'prompt':<28} {'image':<6} {'p50 ms':>7} {'p95 ms':>7}")
+    print(f"{'model':<12} {'prompt':<28} {'image':<6} {'p50 ms':>7} {'p95 ms':>7} {'CPU ms':>7}")
     for model_id, prompt, with_image in CASES:
         model = registry.create(model_id)
         assert not is_shared(model), "this table times v1 backends"
         model.set_prompt(prompt)
         model.set_image(reference if with_image else None)
+        cpu_start = time.process_time()
         p50, p95 = percentiles(measure(model, views, args.frames))
+        cpu = (time.process_time() - cpu_start) * 1000.0 / (args.frames + 3)
         label = (prompt or "(grade)") if model_id != "passthrough" else "-"
-        print(
-            f"{model_id:<12} {label:<28} {'yes' if with_image else 'no':<6} {p50:7.1f} {p95:7.1f}"
-        )
+        image = "yes" if with_image else "no"
+        print(f"{model_id:<12} {label:<28} {image:<6} {p50:7.1f} {p95:7.1f} {cpu:7.1f}")
     if "loop" in tables:
         frame_loop_table(views, args.width, args.height, args.frames)
 
