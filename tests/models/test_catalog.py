@@ -14,6 +14,7 @@ from framewire.models.stylizer import Stylizer
 from tests.models.plugins import Inverter, NoBananas, Shouting
 from tests.servers import framewire
 from tests.servers import test_settings as settings_with
+from tests.sessions import open_session
 
 GOOD = """
 [models.inverted]
@@ -201,3 +202,16 @@ def test_an_unknown_enhancer_is_a_startup_error(
     monkeypatch.setenv("FRAMEWIRE_ENHANCER", "no_such_enhancer")
     assert main(["serve", "--port", "1"]) == 2
     assert "enhancer 'no_such_enhancer'" in capsys.readouterr().err
+
+
+async def test_a_module_attr_backend_from_the_file_runs_a_real_session(tmp_path: Path) -> None:
+    async with framewire(models=write(tmp_path, GOOD)) as server, server.client() as http:
+        session = await open_session(server, http, model="inverted")
+        try:
+            frame = await session.peer.wait_frames(3)
+            sent = session.peer.source_frame()
+            blue, green, red = (int(v) for v in frame[20, 10])  # the camera's red bar, inverted
+            assert tuple(int(v) for v in sent[20, 10]) == (0, 0, 255)
+            assert blue > 200 and green > 200 and red < 60
+        finally:
+            await session.close()
