@@ -15,8 +15,8 @@ from av import VideoFrame
 
 from framewire.media.batching import BatchedTrack, BatchRunner
 from framewire.media.frameloop import FrameStats, LatestFrameReader
-from framewire.media.probe import luma, read_stamp
 from framewire.models.base import Frame, ModelSpec
+from framewire.rtc.stamp import luma, read_stamp
 from tests.models.plugins import PAINT, PromptPaint
 from tests.peers import ClientPeer
 from tests.servers import framewire

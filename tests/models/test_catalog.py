@@ -8,9 +8,9 @@ import pytest
 
 from framewire.api.app import create_app
 from framewire.cli import main
-from framewire.errors import ModerationRejected
 from framewire.models.catalog import ModelsFileError, load_catalog
 from framewire.models.stylizer import Stylizer
+from framewire.policy.base import ContentRejected
 from tests.models.plugins import Inverter, NoBananas, Shouting
 from tests.servers import framewire
 from tests.servers import test_settings as settings_with
@@ -166,11 +166,11 @@ async def test_enhancer_and_moderator_plug_in_from_the_models_file(tmp_path: Pat
         + '[enhancer.options]\nsuffix = ", loudly"\n'
         + '[moderator]\nbackend = "tests.models.plugins:NoBananas"\n'
     )
-    service = create_app(settings_with(models=write(tmp_path, text))).state.sessions
-    assert isinstance(service.enhancer, Shouting) and isinstance(service.moderator, NoBananas)
-    assert service.check_prompt("cel shading", True, "styled") == "CEL SHADING, loudly"
-    with pytest.raises(ModerationRejected, match="no bananas"):
-        service.check_prompt("a banana", True, "styled")
+    content = create_app(settings_with(models=write(tmp_path, text))).state.sessions.content
+    assert isinstance(content.enhancer, Shouting) and isinstance(content.moderator, NoBananas)
+    assert content.prompt("cel shading", True, "styled") == "CEL SHADING, loudly"
+    with pytest.raises(ContentRejected, match="no bananas"):
+        content.prompt("a banana", True, "styled")
 
 
 async def test_enhancer_and_moderator_plug_in_from_settings() -> None:
@@ -179,8 +179,7 @@ async def test_enhancer_and_moderator_plug_in_from_settings() -> None:
             enhancer="tests.models.plugins:Shouting", moderator="tests.models.plugins:NoBananas"
         )
     )
-    service = app.state.sessions
-    assert service.check_prompt("anime", True, "lucy_2_rt") == "ANIME!"
+    assert app.state.sessions.content.prompt("anime", True, "lucy_2_rt") == "ANIME!"
     async with framewire(moderator="tests.models.plugins:NoBananas") as server:
         async with server.client() as http:
             response = await http.post(

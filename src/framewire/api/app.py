@@ -24,10 +24,12 @@ from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.models.catalog import Catalog, load_catalog
 from framewire.models.registry import ModelRegistry
 from framewire.policy.plugins import build_enhancer, build_moderator
-from framewire.sessions.service import Limits, Ports, SessionService
+from framewire.sessions.content import Content
+from framewire.sessions.ports import Limits, Ports
+from framewire.sessions.service import SessionService
 from framewire.sessions.tokens import EventTokens
-from framewire.state.memory import MemoryState
-from framewire.state.redis import RedisState
+from framewire.state.base import State
+from framewire.state.connect import open_state
 
 log = logging.getLogger("framewire")
 HEARTBEAT_EVERY = 2.0
@@ -38,7 +40,7 @@ SWEEP_EVERY = 2.0
 
 def create_app(
     settings: Settings | None = None,
-    state: MemoryState | RedisState | None = None,
+    state: State | None = None,
     registry: ModelRegistry | None = None,
     catalog: Catalog | None = None,
 ) -> FastAPI:
@@ -47,67 +49,24 @@ def create_app(
     The model ids come from `registry`, else `catalog`, else the models file of the settings,
     else the built-ins. Raises ModelsFileError / PolicyPluginError when those cannot load."""
     settings = settings or Settings()
-    if catalog is None and settings.models is not None:
-        catalog = load_catalog(settings.models)
-    registry = registry or (catalog.start() if catalog else ModelRegistry.default())
-    enhancer_ref = catalog.enhancer if catalog else None
-    moderator_ref = catalog.moderator if catalog else None
-    enhancer = build_enhancer(
-        enhancer_ref.name if enhancer_ref else settings.enhancer,
-        enhancer_ref.options if enhancer_ref else {},
-    )
-    moderator = build_moderator(
-        moderator_ref.name if moderator_ref else settings.moderator,
-        moderator_ref.options if moderator_ref else {},
-        settings.blocked_terms,
-    )
+    content = content_checks(settings, registry, catalog)
     if not settings.api_keys:
         dev_key = "fw_dev_" + secrets.token_urlsafe(18)
         settings.api_keys = {dev_key: None}
         log.warning("FRAMEWIRE_API_KEYS is not set: development key %s", dev_key)
-    redis = RedisState(settings.redis_url) if state is None and settings.redis_url else None
-    state = state or redis or MemoryState()
-    legs = Legs(
-        registry,
-        IceOptions(
-            servers=settings.ice_servers,
-            interfaces=settings.ice_interfaces,
-            announced_ip=settings.ice_announced_ip,
-            connect_timeout=settings.ice_connect_timeout,
-            turn=turn_server(
-                settings.turn_urls, settings.turn_secret, settings.max_duration + TURN_TTL_MARGIN
-            ),
-            restart_timeout=settings.ice_restart_timeout,
-            disconnect_grace=settings.ice_disconnect_grace,
-        ),
-        workers=max(1, os.cpu_count() or 1),
-    )
+    shared = state if state is not None else open_state(settings.redis_url)
+    legs = open_legs(settings, content.registry)
     api_keys = ApiKeys(settings.api_keys)
-    service = SessionService(
-        settings.instance_id,
-        Ports(state.sessions, state.events, state.commands, state.accounts, state.heartbeats),
-        legs,
-        moderator,
-        enhancer,
-        EventTokens(settings.secret),
-        Limits(
-            max_duration=settings.max_duration,
-            max_sessions=settings.max_sessions,
-            key_concurrency=settings.key_concurrency,
-            tick_interval=settings.tick_interval,
-            inactivity_timeout=settings.inactivity_timeout,
-            retention=settings.session_retention,
-        ),
-    )
+    service = session_service(settings, shared, legs, content)
 
     async def heartbeat() -> None:
-        await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+        await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for kid, credit in api_keys.credits():
-            await state.accounts.ensure(kid, credit)
-        await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+            await shared.accounts.ensure(kid, credit)
+        await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
         loop = asyncio.get_running_loop()
         periodic = [
             loop.create_task(every(HEARTBEAT_EVERY, "heartbeat", heartbeat)),
@@ -121,8 +80,8 @@ def create_app(
                 task.cancel()
             await service.stop()
             await legs.close_all()
-            if redis is not None:
-                await redis.close()
+            if state is None:  # made here, so closed here
+                await shared.close()
 
     app = FastAPI(title="framewire", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -137,6 +96,75 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(web.router)
     return app
+
+
+def open_legs(settings: Settings, registry: ModelRegistry) -> Legs:
+    return Legs(
+        registry,
+        IceOptions(
+            servers=settings.ice_servers,
+            interfaces=settings.ice_interfaces,
+            announced_ip=settings.ice_announced_ip,
+            connect_timeout=settings.ice_connect_timeout,
+            turn=turn_server(
+                settings.turn_urls, settings.turn_secret, settings.max_duration + TURN_TTL_MARGIN
+            ),
+            restart_timeout=settings.ice_restart_timeout,
+            disconnect_grace=settings.ice_disconnect_grace,
+        ),
+        workers=max(1, os.cpu_count() or 1),
+    )
+
+
+def content_checks(
+    settings: Settings, registry: ModelRegistry | None, catalog: Catalog | None
+) -> Content:
+    """The model ids served (a shared model in a models file is loaded here) and the
+    moderator and enhancer: the models file's plug-ins, else the settings', else the built-ins."""
+    if catalog is None and settings.models is not None:
+        catalog = load_catalog(settings.models)
+    registry = registry or (catalog.start() if catalog else ModelRegistry.default())
+    enhancer = catalog.enhancer if catalog else None
+    moderator = catalog.moderator if catalog else None
+    return Content(
+        registry,
+        build_moderator(
+            moderator.name if moderator else settings.moderator,
+            moderator.options if moderator else {},
+            settings.blocked_terms,
+        ),
+        build_enhancer(
+            enhancer.name if enhancer else settings.enhancer, enhancer.options if enhancer else {}
+        ),
+    )
+
+
+def session_service(
+    settings: Settings, shared: State, legs: Legs, content: Content
+) -> SessionService:
+    ports = Ports(
+        shared.sessions,
+        shared.events,
+        shared.commands,
+        shared.accounts,
+        shared.heartbeats,
+        shared.ledger,
+    )
+    return SessionService(
+        settings.instance_id,
+        ports,
+        legs,
+        content,
+        EventTokens(settings.secret),
+        Limits(
+            max_duration=settings.max_duration,
+            max_sessions=settings.max_sessions,
+            key_concurrency=settings.key_concurrency,
+            tick_interval=settings.tick_interval,
+            inactivity_timeout=settings.inactivity_timeout,
+            retention=settings.session_retention,
+        ),
+    )
 
 
 async def every(period: float, what: str, action: Callable[[], Awaitable[None]]) -> None:

@@ -85,3 +85,8 @@ class SharedModel(Protocol):
     def process_batch(self, frames: Sequence[Frame], conditions: Sequence[Any]) -> list[Frame]:
         """One output per input, same order, same shape and dtype, in `pixel_format`."""
         ...
+
+
+class StreamViolation(Exception):
+    """Raised by a model's `process` (or a safety checker it runs) when the running stream breaks
+    the content policy; the session ends with reason `moderation_violation`."""
