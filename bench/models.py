@@ -239,13 +239,13 @@ def flicker_table(registry: ModelRegistry, width: int, height: int, count: int) 
 
 
 def diffusion_table(width: int, height: int, frames: int) -> None:
-    """The diffusers backend with tiny random weights on the CPU (tests/models/tiny_diffusion)."""
+    """The diffusers backend on the CPU, tiny random weights (framewire.models.diffusion_tiny)."""
     import tempfile
     from pathlib import Path
 
     from framewire.models.base import ModelSpec
     from framewire.models.diffusion import DiffusionModel
-    from tests.models.tiny_diffusion import build
+    from framewire.models.diffusion_tiny import build
 
     with tempfile.TemporaryDirectory() as folder:
         model_dir, vae_dir = build(Path(folder))

@@ -13,7 +13,7 @@ import pytest
 from framewire.media.batching import BatchSlot
 from framewire.models.base import ModelSpec
 from framewire.models.diffusion import DiffusionModel, DiffusionSession
-from tests.models.tiny_diffusion import build
+from framewire.models.diffusion_tiny import build
 from tests.servers import framewire
 from tests.sessions import open_session
 

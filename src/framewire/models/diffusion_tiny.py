@@ -1,14 +1,22 @@
 """Tiny random-weight diffusers components, built from configs and saved in the layout the
 `diffusers` backend reads (unet/, text_encoder/, tokenizer/, scheduler/ and a tiny autoencoder):
-the real loading and inference code runs on the CPU in well under a second, nothing downloaded."""
+the real loading and inference code runs on the CPU, nothing downloaded. The tests and
+`bench/models.py` use them; so can a deployment checking its wiring before the weights arrive:
+
+    python -m framewire.models.diffusion_tiny /tmp/tiny-diffusion   # prints a models file table
+
+The pictures are noise-coloured: the weights are random.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
+import diffusers
 import torch
-from diffusers import AutoencoderTiny, EulerDiscreteScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 
@@ -37,7 +45,8 @@ def _tokenizer(folder: Path) -> None:
 def build(root: Path) -> tuple[Path, Path]:
     """Write the components under `root`; returns (model directory, tiny autoencoder directory)."""
     torch.manual_seed(0)
-    UNet2DConditionModel(
+    parts: Any = diffusers  # partly untyped
+    parts.UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
         out_channels=4,
@@ -62,14 +71,14 @@ def build(root: Path) -> tuple[Path, Path]:
             pad_token_id=513,
         )
     ).save_pretrained(root / "model" / "text_encoder")
-    EulerDiscreteScheduler(
+    parts.EulerDiscreteScheduler(
         num_train_timesteps=1000,
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
     ).save_pretrained(root / "model" / "scheduler")
     _tokenizer(root / "model" / "tokenizer")
-    AutoencoderTiny(
+    parts.AutoencoderTiny(
         encoder_block_out_channels=(16, 16, 16, 16),
         decoder_block_out_channels=(16, 16, 16, 16),
         num_encoder_blocks=(1, 1, 1, 1),
@@ -77,3 +86,28 @@ def build(root: Path) -> tuple[Path, Path]:
         latent_channels=4,
     ).save_pretrained(root / "taesd")
     return root / "model", root / "taesd"
+
+
+MODELS_TABLE = """[models.tiny_diffusion]
+backend = "diffusers"
+width = 128
+height = 96
+fps = 8
+accepts_image = true
+[models.tiny_diffusion.options]
+model = "{model}"
+tiny_vae = "{vae}"
+"""
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m framewire.models.diffusion_tiny DIRECTORY", file=sys.stderr)
+        return 2
+    model, vae = build(Path(argv[0]))
+    print(MODELS_TABLE.format(model=model, vae=vae), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
