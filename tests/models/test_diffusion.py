@@ -132,10 +132,14 @@ async def test_two_sessions_run_through_one_batched_diffusers_model(
                 return original(frames, embeddings, references)
 
             model.pipe.img2img = spy
-            frame = await first.peer.wait_frames(6, timeout=60)
-            await second.peer.wait_frames(6, timeout=60)
+            frame = await first.peer.wait_frames(3, timeout=60)
+            await second.peer.wait_frames(3, timeout=60)
             assert frame.shape == (96, 128, 3)
-            assert 2 in sizes  # both sessions' frames in one UNet call
+            for _ in range(40):  # both sessions' frames in one UNet call, soon
+                if 2 in sizes:
+                    break
+                await first.peer.wait_frames(1, timeout=60)
+            assert 2 in sizes and max(sizes) == 2
 
             slots = [leg.model for leg in legs.all()]
             assert all(isinstance(slot, BatchSlot) for slot in slots)
