@@ -15,7 +15,7 @@ from av import VideoFrame
 
 from framewire.media.batching import BatchedTrack, BatchRunner
 from framewire.media.frameloop import FrameStats, LatestFrameReader
-from framewire.models.base import Frame, ModelSpec
+from framewire.models.base import Frame, ModelSpec, StreamViolation
 from framewire.rtc.stamp import luma, read_stamp
 from tests.models.plugins import PAINT, PromptPaint
 from tests.peers import ClientPeer
@@ -218,3 +218,31 @@ async def test_a_slow_batch_drops_stale_frames_instead_of_queueing_them() -> Non
         camera.stop()
         await runner.close()
         executor.shutdown(wait=True)
+
+
+class Flagging(Gated):
+    """Flags the stream of any session whose prompt is "unsafe"; echoes the others."""
+
+    def process_batch(self, frames: Sequence[Frame], conditions: Sequence[Any]) -> list[Frame]:
+        self.batches.append(list(conditions))
+        return [
+            StreamViolation("flagged") if prompt == "unsafe" else frame
+            for frame, prompt in zip(frames, conditions, strict=True)
+        ]
+
+
+async def test_a_violation_in_one_output_ends_that_session_only() -> None:
+    model = Flagging()
+    runner = BatchRunner(SPEC, model)
+    try:
+        safe, unsafe = runner.join(), runner.join()
+        safe.set_prompt("fine")
+        unsafe.set_prompt("unsafe")
+        results = await asyncio.gather(
+            safe.run(frame_of(7)), unsafe.run(frame_of(8)), return_exceptions=True
+        )
+        assert model.batches == [["fine", "unsafe"]]
+        assert isinstance(results[0], np.ndarray) and int(results[0][0, 0, 0]) == 7
+        assert isinstance(results[1], StreamViolation)
+    finally:
+        await runner.close()

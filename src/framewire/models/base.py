@@ -82,8 +82,12 @@ class SharedModel(Protocol):
         worker thread before the batch whose frames first use it; cache by prompt as you like."""
         ...
 
-    def process_batch(self, frames: Sequence[Frame], conditions: Sequence[Any]) -> list[Frame]:
-        """One output per input, same order, same shape and dtype, in `pixel_format`."""
+    def process_batch(
+        self, frames: Sequence[Frame], conditions: Sequence[Any]
+    ) -> Sequence[Frame | BaseException]:
+        """One output per input, same order, same shape and dtype, in `pixel_format`; an
+        exception instance in a session's place ends that session only (a StreamViolation with
+        reason `moderation_violation`)."""
         ...
 
 
