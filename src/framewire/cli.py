@@ -47,9 +47,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"framewire serve: invalid setting: {problems}", file=sys.stderr)
         return 2
     if args.check:
-        for name, value in effective_settings(settings):
-            print(f"{name}={value}")
-        return 0
+        return _check(settings)
     reason = _cannot_listen(args.host, args.port)
     if reason is not None:
         where = f"{args.host}:{args.port}"
@@ -71,6 +69,24 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         timeout_graceful_shutdown=5,
     )
+    return 0
+
+
+def _check(settings: Settings) -> int:
+    """`serve --check`: the effective settings, and the models file read and checked (not
+    loaded: no weights are read)."""
+    from framewire.models.catalog import ModelsFileError, load_catalog
+
+    for name, value in effective_settings(settings):
+        print(f"{name}={value}")
+    if settings.models is None:
+        return 0
+    try:
+        ids = [spec.id for spec in load_catalog(settings.models).specs]
+    except ModelsFileError as exc:
+        print(f"framewire serve: {exc}", file=sys.stderr)
+        return 2
+    print(f"models: {', '.join(ids)}")
     return 0
 
 

@@ -214,3 +214,13 @@ async def test_a_module_attr_backend_from_the_file_runs_a_real_session(tmp_path:
             assert blue > 200 and green > 200 and red < 60
         finally:
             await session.close()
+
+
+def test_serve_check_reads_the_models_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--check", "--models", str(write(tmp_path, GOOD))]) == 0
+    assert "models: inverted, styled" in capsys.readouterr().out
+    bad = write(tmp_path, BASE.replace("fps = 15", "fps = 0"))
+    assert main(["serve", "--check", "--models", str(bad)]) == 2
+    assert "model 'm', field 'fps'" in capsys.readouterr().err
