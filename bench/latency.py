@@ -11,7 +11,7 @@ a child process over loopback and reads what comes back:
 - `style`: a framewire session on `lucy_2_rt` (1280x720@20) with a built-in style (`--prompt`),
   or on a plugin backend (`--backend NAME`, docs/plugins.md).
 The client is either `stock` aiortc, or `browser`-like: it releases frames on the RTP marker bit
-and keeps a steady encoder bitrate, as browsers do (framewire.media.jitter / .codecs).
+and keeps a steady encoder bitrate, as browsers do (framewire.rtc.jitter / .codecs).
 
 Method: every frame carries its number as black/white blocks in the top-left corner
 (framewire.rtc.stamp), which survives the codec and the built-in styles. Round trip = the time
@@ -49,9 +49,9 @@ from models import percentiles, scene  # bench/models.py (this script's folder i
 
 from framewire.media.codecs import BitratePolicy, install_bitrate_policy
 from framewire.media.frameloop import encodable
-from framewire.media.gathering import install_trickle
-from framewire.media.jitter import install_marker_release
 from framewire.media.probe import count_keyframes
+from framewire.rtc.gathering import install_trickle
+from framewire.rtc.jitter import install_marker_release
 from framewire.rtc.stamp import MODULUS, luma, read_stamp, stamp
 
 SCRIPT = os.path.abspath(__file__)

@@ -28,8 +28,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
 
 from framewire.api.app import create_app
 from framewire.config import Settings
-from framewire.media.gathering import install_trickle
 from framewire.proxy import create_proxy_app
+from framewire.rtc.gathering import install_trickle
 from framewire.run.embedded import serving
 from framewire.sessions.service import SessionService
 

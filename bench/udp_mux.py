@@ -35,8 +35,8 @@ import numpy as np
 from aioice import Connection, stun
 
 from framewire.client import RealtimeClient, Session
-from framewire.media.sockets import host_candidate
 from framewire.media.udpmux import UdpMux, bind_udp
+from framewire.rtc.sockets import host_candidate
 from framewire.rtc.stamp import read_stamp, stamp
 
 KEY = "bench-key"

@@ -13,7 +13,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
-from framewire.media.gathering import install_trickle
+from framewire.rtc.gathering import install_trickle
 
 LOOPBACK = ["127.0.0.1"]
 

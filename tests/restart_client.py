@@ -1,7 +1,7 @@
 """The seed's browser client, in aiortc, for ICE-restart tests: it trickles its candidates over
 PATCH (one at a time, with the ETag), forwards the server's `ice-candidate` events, answers
 `ice-restart` by re-offering with the event's ICE servers and `If-Match: "*"` (aiortc can't
-restart ICE: framewire.media.restart does it in place, here in the offerer role), and can lose
+restart ICE: framewire.rtc.restart does it in place, here in the offerer role), and can lose
 its network path on demand."""
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from aioice import Candidate, Connection, TransportPolicy
 from aioice.ice import CandidatePair
 from aiortc import RTCConfiguration, RTCDtlsTransport, RTCIceGatherer, RTCPeerConnection
 
-from framewire.media.gathering import install_trickle
 from framewire.media.leg import rtc_ice_servers
-from framewire.media.restart import IceRestarter
-from framewire.media.signaling import candidate_json, parse_candidate
+from framewire.rtc.gathering import install_trickle
+from framewire.rtc.restart import IceRestarter
+from framewire.rtc.signaling import candidate_json, parse_candidate
 from tests.peers import LOOPBACK, ClientPeer, test_pattern
 from tests.servers import Running
 from tests.sessions import SESSIONS

@@ -13,7 +13,7 @@ from typing import cast
 
 from aioice import stun
 
-from framewire.media.gathering import LATE_GATHER_TIMEOUT
+from framewire.rtc.gathering import LATE_GATHER_TIMEOUT
 from tests.legs import LEGS, OFFER, drain_until_done, send_candidates
 from tests.peers import ClientPeer
 from tests.servers import framewire

@@ -11,8 +11,8 @@ from typing import Any
 
 from aiortc import RTCDtlsTransport
 
-from framewire.media.restart import answer_fragment, with_ice_credentials
-from framewire.media.signaling import parse_candidate, parse_sdpfrag
+from framewire.rtc.restart import answer_fragment, with_ice_credentials
+from framewire.rtc.signaling import parse_candidate, parse_sdpfrag
 from framewire.state.memory import MemoryState
 from tests.restart_client import RestartClient, looks_like_pattern, restart_client
 from tests.servers import Running, framewire

@@ -1,5 +1,5 @@
 """Canaries for every private aiortc/aioice attribute framewire's media layer uses (they are all
-named in framewire.media.internals): each one is read from a real object of the installed
+named in framewire.rtc.internals): each one is read from a real object of the installed
 aiortc/aioice, taken from two peers that connected and exchanged video. If an upgrade renames
 one, its canary fails here, and the media layer raises InternalsChanged instead of silently
 creating a new attribute nothing reads."""
@@ -18,8 +18,8 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
-from framewire.media import internals
-from framewire.media.internals import InternalsChanged, Private
+from framewire.rtc import internals
+from framewire.rtc.internals import InternalsChanged, Private
 from tests.peers import ClientPeer, PatternTrack
 
 

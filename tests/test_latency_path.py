@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framewire.media.codecs import BitrateGovernor, BitratePolicy
-from framewire.media.jitter import HOLE_TIMEOUT, MarkerJitterBuffer
 from framewire.media.probe import count_keyframes
 from framewire.models.base import ModelSpec
 from framewire.models.passthrough import Passthrough
 from framewire.models.registry import ModelRegistry
+from framewire.rtc.jitter import HOLE_TIMEOUT, MarkerJitterBuffer
 from tests.peers import ClientPeer
 from tests.servers import framewire
 from tests.sessions import SESSIONS

@@ -19,11 +19,11 @@ from framewire import errors
 from framewire.api import schemas
 from framewire.media.leg import LegFailed
 from framewire.media.legs import CapacityFull
-from framewire.media.restart import RestartConflict
-from framewire.media.signaling import InvalidCandidate, InvalidOffer
-from framewire.media.sockets import PortsExhausted
 from framewire.models.registry import UnknownModel
 from framewire.policy.base import ContentRejected, InvalidImage
+from framewire.rtc.restart import RestartConflict
+from framewire.rtc.signaling import InvalidCandidate, InvalidOffer
+from framewire.rtc.sockets import PortsExhausted
 from framewire.state.base import StateUnavailable
 
 log = logging.getLogger("framewire.api")

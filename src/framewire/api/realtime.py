@@ -11,8 +11,8 @@ from framewire import errors
 from framewire.api import schemas
 from framewire.api.auth import require_key
 from framewire.api.bodies import IMAGE_BODY_LIMIT, JSON_LIMIT, media_type, parse, read_body
-from framewire.media.restart import answer_fragment
-from framewire.media.signaling import parse_candidate, parse_sdpfrag
+from framewire.rtc.restart import answer_fragment
+from framewire.rtc.signaling import parse_candidate, parse_sdpfrag
 from framewire.sessions.record import SessionRecord, iso
 from framewire.sessions.service import SessionService, View
 

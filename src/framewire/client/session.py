@@ -59,11 +59,11 @@ from framewire.client.sources import OpenedSource, OutboundTrack, Source, open_s
 from framewire.client.stats import ClientStats
 from framewire.client.stream import EventFollower
 from framewire.client.trickle import CandidateTrickle
-from framewire.media.gathering import install_trickle
-from framewire.media.jitter import install_marker_release
 from framewire.media.leg import rtc_ice_servers
-from framewire.media.restart import IceRestarter, RestartConflict
-from framewire.media.signaling import (
+from framewire.rtc.gathering import install_trickle
+from framewire.rtc.jitter import install_marker_release
+from framewire.rtc.restart import IceRestarter, RestartConflict
+from framewire.rtc.signaling import (
     InvalidCandidate,
     InvalidOffer,
     candidate_json,

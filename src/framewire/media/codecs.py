@@ -26,7 +26,7 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from av.frame import Frame
 
-from framewire.media import internals as private
+from framewire.rtc import internals as private
 
 BITS_PER_PIXEL = 0.08
 """Target bits per pixel per frame: ~1.5 Mbit/s at 1280x720@20, fine for realtime VP8/H.264."""

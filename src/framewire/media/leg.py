@@ -29,13 +29,13 @@ from framewire.media.frameloop import (
     PacedTrack,
     drain,
 )
-from framewire.media.gathering import TrickleGatherer, install_trickle
-from framewire.media.jitter import install_marker_release
-from framewire.media.restart import IceRestarter, RestartConflict
-from framewire.media.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
-from framewire.media.sockets import EPHEMERAL, HostSockets, PortsExhausted
 from framewire.media.turn import TurnServer
 from framewire.models.base import Frame, FrameModel, ModelSpec
+from framewire.rtc.gathering import TrickleGatherer, install_trickle
+from framewire.rtc.jitter import install_marker_release
+from framewire.rtc.restart import IceRestarter, RestartConflict
+from framewire.rtc.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
+from framewire.rtc.sockets import EPHEMERAL, HostSockets, PortsExhausted
 
 
 class LegListener(Protocol):

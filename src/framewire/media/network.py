@@ -7,8 +7,8 @@ from __future__ import annotations
 from aioice.ice import get_host_addresses
 
 from framewire.config import SettingError, Settings
-from framewire.media.sockets import EPHEMERAL, HostSockets, PortRange
 from framewire.media.udpmux import SharedPort
+from framewire.rtc.sockets import EPHEMERAL, HostSockets, PortRange
 
 
 def interfaces_of(settings: Settings) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiortc import RTCPeerConnection
 
-from framewire.media import internals as private
+from framewire.rtc import internals as private
 
 _H264_IDR = 5
 

@@ -26,7 +26,7 @@ from typing import Any
 from aioice import Connection, stun
 from aioice.ice import StunProtocol
 
-from framewire.media.sockets import HostSockets
+from framewire.rtc.sockets import HostSockets
 
 Address = tuple[str, int]
 STUN_FIRST_BYTE_MAX = 3

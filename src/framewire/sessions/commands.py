@@ -10,10 +10,10 @@ from typing import Any
 
 from framewire import errors
 from framewire.media.leg import LegFailed
-from framewire.media.restart import RestartConflict
-from framewire.media.signaling import InvalidCandidate, InvalidOffer
-from framewire.media.sockets import PortsExhausted
 from framewire.policy.base import ContentRejected, InvalidImage
+from framewire.rtc.restart import RestartConflict
+from framewire.rtc.signaling import InvalidCandidate, InvalidOffer
+from framewire.rtc.sockets import PortsExhausted
 from framewire.state.base import Record
 
 

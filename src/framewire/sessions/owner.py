@@ -11,8 +11,8 @@ from typing import Any
 
 from framewire import errors
 from framewire.media.legs import Legs
-from framewire.media.restart import with_ice_credentials
 from framewire.models.base import Frame
+from framewire.rtc.restart import with_ice_credentials
 from framewire.sessions import commands as cmd
 from framewire.sessions.content import Content
 from framewire.sessions.etags import check_tags, ice_ufrag, new_etag, stale_generation

@@ -21,7 +21,7 @@ from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
-from framewire.media import internals as private
+from framewire.rtc import internals as private
 
 VIDEO_CAPACITY = 512
 """The capacity aiortc gives video receivers."""

@@ -1,5 +1,5 @@
 """Where a leg's media sockets live: a fresh ephemeral port each (aioice's own way), a port from
-`FRAMEWIRE_ICE_PORT_RANGE`, or the one shared `FRAMEWIRE_ICE_UDP_PORT` (udpmux.py).
+`FRAMEWIRE_ICE_PORT_RANGE`, or the one shared `FRAMEWIRE_ICE_UDP_PORT` (media/udpmux.py).
 
 The trickle gatherer asks a `HostSockets` for each ICE generation's host candidates and for its
 relay allocation, so every socket framewire binds for media goes through one of these."""
@@ -25,7 +25,7 @@ from aioice.turn import (
     TurnTransport,
 )
 
-from framewire.media import internals as private
+from framewire.rtc import internals as private
 
 
 class PortsExhausted(RuntimeError):

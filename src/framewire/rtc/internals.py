@@ -1,10 +1,10 @@
-"""Every private aiortc/aioice attribute the media layer uses, named once.
+"""Every private aiortc/aioice attribute the media layer and the client use, named once.
 
 aiortc 1.16 / aioice 0.13 are pinned (pyproject.toml, constraints.txt) because framewire reaches
 past their public API in a few places: trickle gathering and the shared UDP port (gathering.py),
 ICE restart in place (restart.py), marker release in the jitter buffer (jitter.py), governed
-encoders (codecs.py), keyframe counting (probe.py). Nothing else in `framewire` names a private
-attribute of theirs; everything goes through a `Private` below, which
+encoders (media/codecs.py), keyframe counting (media/probe.py). Nothing else in `framewire` names
+a private attribute of theirs; everything goes through a `Private` below, which
 
 - checks class-level attributes (methods) when this module is imported,
 - reads an instance attribute before it writes it, so a renamed attribute raises

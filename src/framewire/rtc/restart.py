@@ -28,9 +28,9 @@ from aiortc import RTCIceServer, RTCIceTransport, RTCPeerConnection, RTCSessionD
 from aiortc import sdp as aiortc_sdp
 from aiortc.rtcicetransport import RTCIceParameters, connection_kwargs
 
-from framewire.media import internals as private
-from framewire.media.gathering import TrickleGatherer
-from framewire.media.signaling import InvalidOffer
+from framewire.rtc import internals as private
+from framewire.rtc.gathering import TrickleGatherer
+from framewire.rtc.signaling import InvalidOffer
 
 Datagram = tuple[bytes, int] | None
 GATHER_POLL = 0.02

@@ -21,8 +21,8 @@ from aioice.ice import StunProtocol, TransportPolicy, get_host_addresses
 from aioice.stun import TransactionError
 from aiortc import RTCIceGatherer, RTCPeerConnection
 
-from framewire.media import internals as private
-from framewire.media.sockets import EPHEMERAL, HostSockets
+from framewire.rtc import internals as private
+from framewire.rtc.sockets import EPHEMERAL, HostSockets
 
 CandidateCallback = Callable[[RTCIceGatherer, Candidate | None], None]
 """Called with each candidate found after the description, then `None` once at the end."""
