@@ -19,10 +19,9 @@ from aioice import Candidate, Connection, TransportPolicy
 from aioice.ice import CandidatePair
 from aiortc import RTCConfiguration, RTCDtlsTransport, RTCIceGatherer, RTCPeerConnection
 
-from framewire.media.leg import rtc_ice_servers
 from framewire.rtc.gathering import install_trickle
 from framewire.rtc.restart import IceRestarter
-from framewire.rtc.signaling import candidate_json, parse_candidate
+from framewire.rtc.signaling import candidate_json, parse_candidate, rtc_ice_servers
 from tests.peers import LOOPBACK, ClientPeer, test_pattern
 from tests.servers import Running
 from tests.sessions import SESSIONS

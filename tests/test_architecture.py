@@ -1,6 +1,7 @@
 """The house rules, checked on the source so they stay true: imports point down the layers
 (cli > run > proxy · client > api > sessions > media > models, policy, state, rtc, config),
-nothing above `state/` names a state adapter, and no function in src/ is longer than 60 lines."""
+nothing above `state/` names a state adapter, the Python client stands alone (it imports only
+itself and the shared WebRTC helpers in `rtc/`), and no function in src/ is longer than 60 lines."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ SIBLINGS = {
 vocabulary; policy knows the model contract, never a model; the settings' printable view reads
 the settings; models and policy find their plug-ins by the one lookup in `plugins`."""
 ADAPTERS = ("framewire.state.memory", "framewire.state.redis")
+STANDALONE = {"client": {"client", "rtc"}, "rtc": {"rtc"}}
+"""Packages a user installs apart from the server, and all they may import: the client runs
+against any framewire server (or another implementation of the API), and `rtc/` sits below both
+the client and the server's media layer, so neither drags the server's layers along."""
 
 
 def modules() -> Iterator[tuple[str, Path, ast.Module]]:
@@ -70,6 +75,24 @@ def test_imports_point_down_the_layers() -> None:
     assert upward == []
 
 
+def stands_alone(source: str, target: str) -> bool:
+    package = source.split(".")[0]
+    if package not in STANDALONE:
+        return True
+    into = target.removeprefix("framewire").removeprefix(".").split(".")[0]
+    return into in STANDALONE[package]
+
+
+def test_the_client_and_rtc_import_no_server_layer() -> None:
+    leaking = [
+        f"{name} imports {target}"
+        for name, _, tree in modules()
+        for target in imported(tree)
+        if not stands_alone(name, target)
+    ]
+    assert leaking == []
+
+
 def test_only_the_state_layer_names_a_state_adapter() -> None:
     naming = [
         f"{name} imports {target}"
@@ -99,5 +122,10 @@ def test_the_rules_see_a_violation() -> None:
     assert not allowed("state.base", "framewire.api.app")
     assert allowed("api.app", "framewire.sessions.service.SessionService")
     assert allowed("policy.enhance", "framewire.vocabulary.parse_look")
+    for layer in ("api", "sessions", "media", "models", "state", "policy", "config"):
+        assert not stands_alone("client.session", f"framewire.{layer}.anything.name")
+    assert not stands_alone("rtc.gathering", "framewire.media.sockets.HostSockets")
+    assert stands_alone("client.session", "framewire.rtc.restart.IceRestarter")
+    assert stands_alone("client.session", "framewire.client.control.Control")
     tree = ast.parse("from framewire.state.redis import RedisState")
     assert list(imported(tree)) == ["framewire.state.redis.RedisState"]

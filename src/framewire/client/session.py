@@ -59,7 +59,6 @@ from framewire.client.sources import OpenedSource, OutboundTrack, Source, open_s
 from framewire.client.stats import ClientStats
 from framewire.client.stream import EventFollower
 from framewire.client.trickle import CandidateTrickle
-from framewire.media.leg import rtc_ice_servers
 from framewire.rtc.gathering import install_trickle
 from framewire.rtc.jitter import install_marker_release
 from framewire.rtc.restart import IceRestarter, RestartConflict
@@ -68,6 +67,7 @@ from framewire.rtc.signaling import (
     InvalidOffer,
     candidate_json,
     parse_candidate,
+    rtc_ice_servers,
 )
 from framewire.rtc.stamp import read_stamp
 

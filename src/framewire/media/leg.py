@@ -13,7 +13,6 @@ from aioice import Candidate
 from aiortc import (
     RTCConfiguration,
     RTCIceGatherer,
-    RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -34,7 +33,13 @@ from framewire.models.base import Frame, FrameModel, ModelSpec
 from framewire.rtc.gathering import TrickleGatherer, install_trickle
 from framewire.rtc.jitter import install_marker_release
 from framewire.rtc.restart import IceRestarter, RestartConflict
-from framewire.rtc.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
+from framewire.rtc.signaling import (
+    InvalidOffer,
+    candidate_json,
+    check_offer,
+    parse_candidate,
+    rtc_ice_servers,
+)
 from framewire.rtc.sockets import EPHEMERAL, HostSockets, PortsExhausted
 
 
@@ -76,13 +81,6 @@ class IceOptions:
 
 class LegFailed(RuntimeError):
     """The peer connection could not be set up from a valid offer (seed 002: 500)."""
-
-
-def rtc_ice_servers(servers: list[dict[str, Any]]) -> list[RTCIceServer]:
-    return [
-        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-        for s in servers
-    ]
 
 
 class Leg:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aioice import Candidate
-from aiortc import RTCIceCandidate
+from aiortc import RTCIceCandidate, RTCIceServer
 from aiortc.rtcicetransport import candidate_from_aioice
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
@@ -107,3 +107,11 @@ def parse_sdpfrag(text: str) -> tuple[str | None, str | None, list[dict[str, Any
         elif not line[1:2] == "=":
             raise InvalidCandidate(f"not an SDP fragment line: {line[:80]!r}")
     return ufrag, pwd, candidates
+
+
+def rtc_ice_servers(servers: list[dict[str, Any]]) -> list[RTCIceServer]:
+    """aiortc's ICE servers from their JSON form (`urls`, `username`, `credential`)."""
+    return [
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in servers
+    ]
