@@ -1,4 +1,4 @@
-# The curl examples of seed 000, verbatim (steps 1, 2, 4, 5, 6 and 'Session state').
+# The reference realtime API's curl examples, verbatim (steps 1, 2, 4, 5, 6 and 'Session state').
 # tests/test_seed_curl.py runs them against framewire with the base URL swapped.
 
 curl -X POST https://api.decart.ai/v1/realtime/sessions \

@@ -1,4 +1,4 @@
-"""Drive seed 002's leg API from tests: offer, trickle both ways, and its error shape."""
+"""Drive the leg API from tests: offer, trickle both ways, and its error shape."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ LEGS = "/v1/legs"
 
 
 def leg_error(response: httpx.Response, status: int, instance_id: str) -> str:
-    """Assert seed 002's error shape, exactly `{error, instance_id}`; return the message."""
+    """Assert the leg API's error shape, exactly `{error, instance_id}`; return the message."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()

@@ -1,5 +1,5 @@
 """Real aiortc peers for tests: a synthetic camera with a known picture, and a client peer that
-gathers on loopback only (SPEC.md §5) and keeps the frames it receives."""
+gathers on loopback only and keeps the frames it receives."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The seed's browser client, in aiortc, for ICE-restart tests: it trickles its candidates over
+"""The reference browser client, in aiortc, for ICE-restart tests: it trickles its candidates over
 PATCH (one at a time, with the ETag), forwards the server's `ice-candidate` events, answers
 `ice-restart` by re-offering with the event's ICE servers and `If-Match: "*"` (aiortc can't
 restart ICE: framewire.rtc.restart does it in place, here in the offerer role), and can lose
@@ -136,7 +136,8 @@ class RestartClient:
             task.add_done_callback(self._flushes.discard)
 
     async def _flush(self) -> None:
-        """PATCH queued candidates with the ETag, one request at a time (the seed's queue)."""
+        """PATCH queued candidates with the ETag, one request at a time (as the reference client
+        queues them)."""
         async with self._signal:
             while self._outgoing:
                 batch, self._outgoing = self._outgoing, []
@@ -148,7 +149,8 @@ class RestartClient:
     async def restart(
         self, ice_servers: list[dict[str, Any]], policy: TransportPolicy | None = None
     ) -> httpx.Response:
-        """Re-offer with new ICE credentials, as the seed's `ice-restart` handler does."""
+        """Re-offer with new ICE credentials, as the reference client's `ice-restart` handler
+        does."""
         assert self.restarter is not None
         async with self._signal:
             self._outgoing.clear()

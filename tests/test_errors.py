@@ -1,4 +1,5 @@
-"""Every error row of seed 000's table, provoked: each answers RFC 7807 problem+json."""
+"""Every error row of the API's error table (README, Errors and limits), provoked: each answers
+RFC 7807 problem+json."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ICE restart in place (seed 000 step 5): the server notices a dead path and asks for a
+"""ICE restart in place: the server notices a dead path and asks for a
 restart, the client re-offers with `If-Match: "*"`, media resumes on the same session and the
 same DTLS session; a client that does not re-offer ends with `ice_failure`; ETag rules hold."""
 

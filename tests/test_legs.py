@@ -1,4 +1,4 @@
-"""Seed 002's leg API, driven by a real aiortc peer over loopback: offer/answer, trickle in both
+"""The leg API, driven by a real aiortc peer over loopback: offer/answer, trickle in both
 directions, frames, stats, ownership, lifecycle, and every error code in its `{error,
 instance_id}` shape."""
 
@@ -324,7 +324,7 @@ async def test_422_for_unknown_models_and_rejected_prompts(
 async def test_500_when_the_models_track_cannot_be_created(
     server: Running, http: httpx.AsyncClient
 ) -> None:
-    """A model id whose backend plugin is not installed on this instance: the seed's 500
+    """A model id whose backend plugin is not installed on this instance: the leg API's 500
     ("track creation failed"), and nothing is left behind."""
     response = await http.post(OFFER, json={"sdp": await an_offer(), "model": "gpu_only"})
     assert "not_installed_here" in leg_error(response, 500, instance(server))

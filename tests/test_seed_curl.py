@@ -1,6 +1,6 @@
-"""Seed 000's curl examples, as written (examples/seed_curl.sh), against framewire.
+"""The reference API's curl examples, as written (examples/seed_curl.sh), against framewire.
 
-Only what must change changes: the base URL; the placeholders the seed leaves for real values
+Only what must change changes: the base URL; the placeholders the examples leave for real values
 (`rs_abc123`, the `"ice-1a2b3c"` ETag, the elided `...` SDP offer, `<base64-encoded image>`);
 and the example candidate's private address becomes 127.0.0.1, as tests send nothing off the
 machine. The ICE-restart example runs in tests/test_ice_restart.py once restarts exist there."""

@@ -5,7 +5,7 @@ tests ran: the server gathers on 127.0.0.1 only (tests/servers.py), so every pac
 sends goes to 127.0.0.1 (TCP for HTTP, UDP for ICE and media, some from sockets bound to other
 local addresses, which still stay on this host). Without `--host-resolver-rules` Chromium also
 sent DNS queries to the configured resolver (update.googleapis.com, and stun.l.google.com from
-the seed client's STUN server); with it no name resolves and nothing leaves. So no network
+the reference client's STUN server); with it no name resolves and nothing leaves. So no network
 namespace is needed (`unshare -n` would have to hold the in-process server as well).
 """
 

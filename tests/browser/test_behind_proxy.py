@@ -1,5 +1,5 @@
-"""Browsers that only ever talk to `framewire proxy`, with `framewire serve` upstream: seed 000's
-client code as the seed prints it, and the web page, which behind the proxy holds no key."""
+"""Browsers that only ever talk to `framewire proxy`, with `framewire serve` upstream: the reference
+browser client's code verbatim, and the web page, which behind the proxy holds no key."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ async def test_seed_client_runs_verbatim_through_the_proxy(browser: Browser) -> 
         async def serve_seed_client(route: Route) -> None:
             await route.fulfill(path=SEED_CLIENT, content_type="text/html")
 
-        # Served at the proxy's origin, so the seed's same-origin requests reach the real proxy.
+        # Served at the proxy's origin, so the reference client's same-origin requests reach the
+        # real proxy.
         await page.route(f"{front.url}/seed-client.html", serve_seed_client)
         async with page.expect_response(f"{front.url}{SESSIONS}") as creating:
             await page.goto(f"{front.url}/seed-client.html")
@@ -35,7 +36,8 @@ async def test_seed_client_runs_verbatim_through_the_proxy(browser: Browser) -> 
         assert created.status == 201
         session_id = (await created.json())["session_id"]
 
-        # generation_started and generation_tick reach the seed's handlers through the proxy.
+        # generation_started and generation_tick reach the reference client's handlers through
+        # the proxy.
         await expect(page.locator("#status")).to_have_text("● Live", timeout=WAIT_MS)
         usage = page.locator("#usage")
         await expect(usage).to_have_text(re.compile(r"^[1-9]\d*s$"), timeout=WAIT_MS)

@@ -1,5 +1,5 @@
-"""ICE restart with a real Chromium running seed 000's client code verbatim: the server loses
-its path to the browser, sends `ice-restart`, the seed's handler re-offers with
+"""ICE restart with a real Chromium running the reference browser client verbatim: the server loses
+its path to the browser, sends `ice-restart`, its handler re-offers with
 `createOffer({iceRestart: true})` and `If-Match: "*"`, and the output video keeps playing on
 the same session and the same DTLS session."""
 

@@ -67,7 +67,7 @@ async def test_bearer_auth_guards_every_route_but_the_event_stream(
             body = assert_problem(response, 401)
             assert "bearer" in body["title"].lower()
             assert response.headers["www-authenticate"].startswith("Bearer")
-        # The leg API answers in its own error shape (seed 002), from the proxy too.
+        # The leg API answers in its own error shape, from the proxy too.
         assert refused[3].status_code == 401 and set(refused[3].json()) == {"error", "instance_id"}
 
         async with bearer(front.url, ALICE) as alice:

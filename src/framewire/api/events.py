@@ -1,4 +1,4 @@
-"""The SSE stream of seed 000: replay after Last-Event-ID, then live tail, keep-alives, and
+"""The session's SSE stream: replay after Last-Event-ID, then live tail, keep-alives, and
 after `generation_ended` a final empty `data:` and the close.
 
 Why not sse-starlette: its framing is what `encode` below does in one line, and what it adds

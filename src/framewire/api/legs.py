@@ -1,8 +1,8 @@
-"""Seed 002's leg API: the media layer over HTTP, one WebRTC leg per SDP offer. The legs' life
+"""The leg API: the media layer over HTTP, one WebRTC leg per SDP offer. The legs' life
 is `sessions.barelegs`'; this module is its HTTP face.
 
 Every response carries this instance's `instance_id`; errors are `{error, instance_id}`
-(problems.py renders them for these paths). Decisions the seed leaves open:
+(problems.py renders them for these paths). Decisions made here:
 - The body of `POST /v1/webrtc/offer` is `{sdp, type?, model?, prompt?, enhance_prompt?}`:
   `sdp` is the SDP string, so `JSON.stringify(pc.localDescription)` is a valid body. The model
   defaults to `passthrough`; an unknown model is 422, a prompt is moderated and enhanced as for

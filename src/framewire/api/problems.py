@@ -1,4 +1,4 @@
-"""Every error leaves as RFC 7807 problem+json (the leg API: seed 002's `{error, instance_id}`).
+"""Every error leaves as RFC 7807 problem+json (the leg API: `{error, instance_id}`).
 The one table from the errors of the layers below (domain, media, policy, state, body
 validation) to problems, with their Retry-After, is here."""
 

@@ -1,4 +1,4 @@
-"""Seed 000's control routes: create, read, trickle/restart, prompt, image, end."""
+"""The realtime session's control routes: create, read, trickle/restart, prompt, image, end."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def service_of(request: Request) -> SessionService:
 
 
 def if_match(request: Request) -> list[str] | None:
-    """The If-Match header's entity tags (weak ones compared as strong; `"*"`, as seed 000's
-    curl example sends it, is `*`), or None when there is none."""
+    """The If-Match header's entity tags (weak ones compared as strong; `"*"`, as the reference
+    curl examples send it (examples/seed_curl.sh), is `*`), or None when there is none."""
     value = request.headers.get("if-match")
     if value is None or not value.strip():
         return None

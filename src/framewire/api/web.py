@@ -1,4 +1,4 @@
-"""The web page at `/` (seed 000's browser client grown into a product) and its assets under
+"""The web page at `/` (the reference browser client grown into a product) and its assets under
 `/static/`, served from the package folder `framewire/web`.
 
 `web_routes()` returns plain Starlette routes so any ASGI app can serve the same page:

@@ -80,7 +80,7 @@ class IceOptions:
 
 
 class LegFailed(RuntimeError):
-    """The peer connection could not be set up from a valid offer (seed 002: 500)."""
+    """The peer connection could not be set up from a valid offer (the leg API answers 500)."""
 
 
 class Leg:

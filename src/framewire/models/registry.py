@@ -79,7 +79,7 @@ class ModelRegistry:
 
     @classmethod
     def default(cls) -> ModelRegistry:
-        """The seed's model ids on the built-in CPU backends, plus `passthrough`."""
+        """The documented model ids on the built-in CPU backends, plus `passthrough`."""
         return cls(DEFAULT_SPECS)
 
     def specs(self) -> list[ModelSpec]:

@@ -1,4 +1,4 @@
-"""`framewire proxy`: seed 000's white-label provider proxy. A stateless HTTP pass-through in
+"""`framewire proxy`: a white-label provider proxy. A stateless HTTP pass-through in
 front of any compatible realtime API that injects the platform's upstream key and adds its own
 end-user auth, rate limits, CORS and secret-free access logs; SSE streams through unbuffered."""
 

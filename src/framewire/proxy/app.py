@@ -72,8 +72,8 @@ def create_proxy_app(
     timeout: float = 30.0,
     body_limit: int = IMAGE_BODY_LIMIT,
 ) -> FastAPI:
-    """A proxy in front of `upstream` (any seed-000-compatible API; `user:password@` in the URL
-    becomes HTTP basic auth), sending `api_key` as its x-api-key. `tokens`: end users' bearer
+    """A proxy in front of `upstream` (any server with the realtime API; `user:password@` in the
+    URL becomes HTTP basic auth), sending `api_key` as its x-api-key. `tokens`: end users' bearer
     tokens (none: auth off). `rate_limit`: requests per second per client, with `burst`
     (default: twice the rate, at least 1). Raises ValueError on a bad URL or limit."""
     forwarder = Upstream(upstream, api_key, timeout, body_limit)

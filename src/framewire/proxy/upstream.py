@@ -38,7 +38,8 @@ CLIENT_CLOSED = 499
 """nginx's "client closed request": the client left before its body was complete."""
 SSE_IDLE_TIMEOUT = 60.0
 """Seconds an event stream may stay silent: upstreams send keep-alives at least every 15 s
-(SPEC §1), so four missed ones mean the stream is dead and the client should reconnect."""
+(framewire's default keep-alive interval), so four missed ones mean the stream is dead and the
+client should reconnect."""
 
 
 class UpstreamURL:

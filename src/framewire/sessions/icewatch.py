@@ -1,4 +1,4 @@
-"""Server-initiated ICE restart (seed 000 step 5): when nothing has come from the client for a
+"""Server-initiated ICE restart: when nothing has come from the client for a
 grace period, ask it once to restart ICE; if it does not re-offer, or the new path does not
 carry its packets, within a bounded time, the session ends with `ice_failure`."""
 
