@@ -24,12 +24,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
-from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc import VideoStreamTrack
 
 from framewire.api.app import create_app
 from framewire.config import Settings
 from framewire.proxy import create_proxy_app
-from framewire.rtc.gathering import install_trickle
+from framewire.rtc.peer import Peer
 from framewire.run.embedded import serving
 from framewire.sessions.service import SessionService
 
@@ -38,12 +38,10 @@ TOKEN = "bench-end-user-token"
 SESSIONS = "/v1/realtime/sessions"
 
 
-async def an_offer() -> tuple[RTCPeerConnection, str]:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTrack(VideoStreamTrack())
-    install_trickle(pc, ["127.0.0.1"], None, lambda gatherer, candidate: None)
-    await pc.setLocalDescription(await pc.createOffer())
-    return pc, str(pc.localDescription.sdp)
+async def an_offer() -> tuple[Peer, str]:
+    """A client peer (the Python client's, gathering on loopback) and its offer."""
+    peer = Peer(VideoStreamTrack(), lambda frame, at: None, interfaces=["127.0.0.1"])
+    return peer, await peer.offer()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -122,7 +122,7 @@ async def cross_talk(legs: int, fps: int) -> None:
         ports = {
             int(line.split()[5])
             for s in sessions
-            for line in s._pc.remoteDescription.sdp.splitlines()
+            for line in s.peer.pc.remoteDescription.sdp.splitlines()
             if line.startswith("a=candidate:") and " typ host" in line
         }
         results = await asyncio.wait_for(

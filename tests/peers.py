@@ -7,13 +7,14 @@ import asyncio
 import fractions
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
-from framewire.rtc.gathering import install_trickle
+from framewire.rtc.peer import CandidateSink, Peer
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -61,8 +62,9 @@ class PatternTrack(MediaStreamTrack):
         return frame
 
 
-class ClientPeer:
-    """An aiortc client like a browser: sends the pattern, keeps the last frames received."""
+class ClientPeer(Peer):
+    """An aiortc client like a browser (framewire.rtc.peer, as the Python client's): sends the
+    pattern from loopback, keeps the last frames received."""
 
     def __init__(
         self,
@@ -70,38 +72,32 @@ class ClientPeer:
         width: int = 320,
         height: int = 240,
         configuration: RTCConfiguration | None = None,
+        on_candidate: CandidateSink | None = None,
+        on_restart_failed: Callable[[], None] = lambda: None,
     ) -> None:
-        self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.source = PatternTrack(fps, width, height)
-        self.pc.addTrack(self.source)
+        super().__init__(
+            self.source,
+            self._keep,
+            configuration=configuration,
+            interfaces=LOOPBACK,
+            on_candidate=on_candidate,
+            on_restart_failed=on_restart_failed,
+        )
         self.frames: deque[np.ndarray] = deque(maxlen=30)
         self.received = 0
         self._frame_event = asyncio.Event()
-        self._reader: asyncio.Task[None] | None = None
-        self.pc.on("track", self._on_track)
         self.local_candidates: list[dict[str, object] | None] = []
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "video":
-            self._reader = asyncio.get_running_loop().create_task(self._read(track))
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                assert isinstance(frame, VideoFrame)
-                self.frames.append(frame.to_ndarray(format="bgr24"))
-                self.received += 1
-                self._frame_event.set()
-        except MediaStreamError:
-            pass
+    def _keep(self, frame: VideoFrame, at: float) -> None:
+        self.frames.append(frame.to_ndarray(format="bgr24"))
+        self.received += 1
+        self._frame_event.set()
 
     async def offer(self, trickle: bool = False) -> str:
         """The offer SDP. With `trickle`, candidates are left out of the SDP and kept in
         `local_candidates` (ending with None) for the test to PATCH."""
-        install_trickle(self.pc, LOOPBACK, None, lambda g, c: None)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        sdp = str(self.pc.localDescription.sdp)
+        sdp = await super().offer()
         if not trickle:
             return sdp
         kept, mid = [], None
@@ -123,9 +119,6 @@ class ClientPeer:
         """What the camera sends (at its own resolution)."""
         return test_pattern(self.source.width, self.source.height)
 
-    async def accept(self, answer_sdp: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
-
     async def wait_frames(self, count: int, timeout: float = 20.0) -> np.ndarray:
         """Wait until `count` more frames have arrived; return the newest."""
         target = self.received + count
@@ -140,8 +133,3 @@ class ClientPeer:
             except TimeoutError:
                 pass
         return self.frames[-1]
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-        await self.pc.close()

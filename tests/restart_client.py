@@ -15,19 +15,16 @@ from typing import Any
 import cv2
 import httpx
 import numpy as np
-from aioice import Candidate, Connection, TransportPolicy
+from aioice import Connection, TransportPolicy
 from aioice.ice import CandidatePair
-from aiortc import RTCConfiguration, RTCDtlsTransport, RTCIceGatherer, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCDtlsTransport, RTCPeerConnection
 
-from framewire.rtc.gathering import install_trickle
 from framewire.rtc.restart import IceRestarter
-from framewire.rtc.signaling import candidate_json, parse_candidate, rtc_ice_servers
-from tests.peers import LOOPBACK, ClientPeer, test_pattern
+from tests.peers import ClientPeer, test_pattern
 from tests.servers import Running
 from tests.sessions import SESSIONS
 from tests.sse import EventReader
 
-RESTART_TIMEOUT = 15.0
 EVENT_POLL = 0.05
 
 
@@ -49,13 +46,17 @@ class RestartClient:
         self,
         server: Running,
         http: httpx.AsyncClient,
-        peer: ClientPeer,
+        configuration: RTCConfiguration | None,
         answer_restarts: bool,
         restart_policy: TransportPolicy | None,
     ) -> None:
         self.server = server
         self.http = http
-        self.peer = peer
+        self.peer = ClientPeer(
+            configuration=configuration,
+            on_candidate=self._on_local_candidate,
+            on_restart_failed=self._on_restart_failed,
+        )
         self.answer_restarts = answer_restarts
         self.restart_policy = restart_policy
         self.body: dict[str, Any] = {}
@@ -67,7 +68,6 @@ class RestartClient:
         self._signal = asyncio.Lock()
         self._flushes: set[asyncio.Task[None]] = set()
         self._pump: asyncio.Task[None] | None = None
-        self.restarter: IceRestarter | None = None
         self.events: EventReader | None = None
         self.restart_failed = False
 
@@ -82,21 +82,15 @@ class RestartClient:
         restart_policy: TransportPolicy | None = None,
     ) -> RestartClient:
         """Create a session from a fresh peer and connect it."""
-        client = cls(
-            server, http, ClientPeer(configuration=configuration), answer_restarts, restart_policy
-        )
-        pc = client.peer.pc
-        install_trickle(pc, LOOPBACK, None, client._on_local_candidate)
-        await pc.setLocalDescription(await pc.createOffer())
+        client = cls(server, http, configuration, answer_restarts, restart_policy)
         response = await http.post(
             SESSIONS,
-            json={"model": model, "sdp": {"type": "offer", "sdp": pc.localDescription.sdp}},
+            json={"model": model, "sdp": {"type": "offer", "sdp": await client.peer.offer()}},
         )
         assert response.status_code == 201, response.text
         client.body, client.etag = response.json(), response.headers["etag"]
-        await client._gathered_one()
+        await client.peer.gathered_one()
         await client.peer.accept(client.body["sdp"]["sdp"])
-        client.restarter = IceRestarter(pc, RESTART_TIMEOUT, client._on_restart_failed)
         events = client.body["events"]
         client.events = EventReader(
             server.client(None), f"{events['url']}?event_token={events['event_token']}"
@@ -104,6 +98,10 @@ class RestartClient:
         client._pump = asyncio.get_running_loop().create_task(client._follow_events())
         client._kick()
         return client
+
+    @property
+    def restarter(self) -> IceRestarter | None:
+        return self.peer.restarter
 
     @property
     def id(self) -> str:
@@ -115,18 +113,8 @@ class RestartClient:
 
     # signalling ------------------------------------------------------------------------
 
-    async def _gathered_one(self, timeout: float = 10.0) -> None:
-        """aiortc starts ICE only if a local candidate exists when the answer is applied; a
-        relay-only client's first candidate comes a moment after its offer."""
-        gatherer = self.peer.pc.getTransceivers()[0].receiver.transport.transport.iceGatherer
-        deadline = time.monotonic() + timeout
-        while not gatherer.getLocalCandidates():
-            assert time.monotonic() < deadline, "the client gathered no candidate"
-            await asyncio.sleep(EVENT_POLL)
-
-    def _on_local_candidate(self, gatherer: RTCIceGatherer, candidate: Candidate | None) -> None:
-        mid = self.peer.pc.getTransceivers()[0].mid
-        self._outgoing.append(None if candidate is None else candidate_json(candidate, mid, 0))
+    def _on_local_candidate(self, candidate: dict[str, Any] | None) -> None:
+        self._outgoing.append(candidate)
         self._kick()
 
     def _kick(self) -> None:
@@ -151,10 +139,9 @@ class RestartClient:
     ) -> httpx.Response:
         """Re-offer with new ICE credentials, as the reference client's `ice-restart` handler
         does."""
-        assert self.restarter is not None
         async with self._signal:
             self._outgoing.clear()
-            offer = await self.restarter.offer(rtc_ice_servers(ice_servers), policy)
+            offer = await self.peer.restart_offer(ice_servers, policy)
             response = await self.http.patch(
                 self.url,
                 json={"sdp": {"type": "offer", "sdp": offer}},
@@ -168,9 +155,8 @@ class RestartClient:
 
     async def accept_restart(self, answer: str) -> None:
         """Apply the server's answer to a restart offer (`restarter.offer`)."""
-        assert self.restarter is not None
         self.restart_answers.append(answer)
-        await self.restarter.accept(answer)
+        await self.peer.accept_restart(answer)
 
     async def _follow_events(self) -> None:
         assert self.events is not None
@@ -180,7 +166,7 @@ class RestartClient:
                 event = self.events.events[seen]
                 seen += 1
                 if event.event == "ice-candidate" and event.data["candidate"] is not None:
-                    await self.peer.pc.addIceCandidate(parse_candidate(event.data))
+                    await self.peer.add_candidate(event.data)
                 elif event.event == "ice-restart" and self.answer_restarts:
                     await self.restart(event.data["ice_servers"], self.restart_policy)
             await asyncio.sleep(EVENT_POLL)
@@ -208,9 +194,8 @@ class RestartClient:
 
     async def wait_restarted(self, timeout: float = 20.0) -> None:
         """Until the newest generation carries the media (its checks succeeded)."""
-        assert self.restarter is not None
         deadline = time.monotonic() + timeout
-        while self.restarter.restarting or not self.restart_answers:
+        while self.peer.restarting or not self.restart_answers:
             assert time.monotonic() < deadline, "the restart did not connect"
             assert not self.restart_failed, "the restart failed"
             await asyncio.sleep(EVENT_POLL)
@@ -222,8 +207,6 @@ class RestartClient:
                 self._pump.result()
         if self.events is not None:
             await self.events.stop()
-        if self.restarter is not None:
-            await self.restarter.close()
         await self.peer.close()
 
 

@@ -141,7 +141,7 @@ async def test_behind_a_firewall_admitting_http_and_one_udp_port_sessions_stream
                 )
             )
             for session in sessions:
-                answer = session._pc.remoteDescription.sdp
+                answer = session.peer.pc.remoteDescription.sdp
                 assert {int(p) for p in HOST_PORT.findall(answer)} == {udp_port}
             counts = await asyncio.gather(*(frames_back(s, 10, 90) for s in sessions))
             assert all(c >= 8 for c in counts), counts
@@ -153,7 +153,7 @@ async def test_behind_a_firewall_admitting_http_and_one_udp_port_sessions_stream
             await wait_event(restarted, IceRestart, timeout=20)
             assert await frames_back(restarted, 30, 60) >= 15
             assert restarted.etag != first_etag
-            answer = restarted._pc.remoteDescription.sdp
+            answer = restarted.peer.pc.remoteDescription.sdp
             assert {int(p) for p in HOST_PORT.findall(answer)} == {udp_port}
 
         # The control: the same firewall, the server on ephemeral ports, gets nothing through.

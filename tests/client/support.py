@@ -67,4 +67,4 @@ def read_video(path: Path) -> Video:
 
 def drop_path(session: Session) -> None:
     """Lose the client session's current network path both ways."""
-    drop_peer_path(session._pc)
+    drop_peer_path(session.peer.pc)

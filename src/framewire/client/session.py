@@ -34,15 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import numpy.typing as npt
-from aioice import Candidate
-from aiortc import (
-    RTCConfiguration,
-    RTCIceGatherer,
-    RTCIceTransportPolicy,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc import RTCConfiguration, RTCIceTransportPolicy
 from av import VideoFrame
 
 from framewire.client.catalog import ModelInfo
@@ -59,16 +51,9 @@ from framewire.client.sources import OpenedSource, OutboundTrack, Source, open_s
 from framewire.client.stats import ClientStats
 from framewire.client.stream import EventFollower
 from framewire.client.trickle import CandidateTrickle
-from framewire.rtc.gathering import install_trickle
-from framewire.rtc.jitter import install_marker_release
-from framewire.rtc.restart import IceRestarter, RestartConflict
-from framewire.rtc.signaling import (
-    InvalidCandidate,
-    InvalidOffer,
-    candidate_json,
-    parse_candidate,
-    rtc_ice_servers,
-)
+from framewire.rtc.peer import Peer
+from framewire.rtc.restart import RestartConflict
+from framewire.rtc.signaling import InvalidCandidate, InvalidOffer, rtc_ice_servers
 from framewire.rtc.stamp import read_stamp
 
 log = logging.getLogger("framewire.client")
@@ -78,7 +63,6 @@ ICE_SERVERS = "/v1/realtime/ice-servers"
 DEFAULT_FPS = 20.0
 """Send rate of numpy sources, and the file's rate, when the server does not list its models."""
 LOOPBACK_INTERFACES = ["127.0.0.1"]
-RESTART_TIMEOUT = 15.0
 """Seconds a restarted ICE path has to connect."""
 END_EVENT_WAIT = 2.0
 """Seconds `close()` waits for `generation_ended` on the stream after the DELETE."""
@@ -321,13 +305,18 @@ class Session:
         self._path = ""
         self._mark = mark_frames
         self._outbound = OutboundTrack(source.track, self.stats.on_sent, mark_frames)
-        self._pc = RTCPeerConnection(configuration)
-        self._pc.addTrack(self._outbound)
-        self._pc.on("track", self._on_track)
+        self.peer = Peer(
+            self._outbound,
+            self._on_frame,
+            configuration=configuration,
+            interfaces=client.ice_interfaces,
+            on_candidate=self._on_local_candidate,
+            on_restart_failed=self._on_restart_failed,
+            on_ended=self._on_media_ended,
+        )
+        """The aiortc peer connection (`peer.pc`) this session's media runs on."""
         self.trickle = CandidateTrickle(client.control)
         self._follower: EventFollower | None = None
-        self._restarter: IceRestarter | None = None
-        self._receiver: asyncio.Task[None] | None = None
         self._readers: set[_Reader] = set()
         self._changed = asyncio.Event()
         self._closing: asyncio.Task[Summary] | None = None
@@ -342,11 +331,9 @@ class Session:
         enhance: bool,
         close_at_end: bool,
     ) -> None:
-        install_trickle(self._pc, self._client.ice_interfaces, None, self._on_local_candidate)
-        await self._pc.setLocalDescription(await self._pc.createOffer())
         body: dict[str, Any] = {
             "model": self.model,
-            "sdp": {"type": "offer", "sdp": self._pc.localDescription.sdp},
+            "sdp": {"type": "offer", "sdp": await self.peer.offer()},
             "enhance_prompt": enhance,
         }
         if prompt is not None:
@@ -358,11 +345,7 @@ class Session:
         self.id = str(created["session_id"])
         self._path = response.headers.get("location") or f"{SESSIONS}/{self.id}"
         self.expires_at = str(created["expires_at"])
-        await self._pc.setRemoteDescription(
-            RTCSessionDescription(created["sdp"]["sdp"], created["sdp"]["type"])
-        )
-        install_marker_release(self._pc)  # a frame is decoded when complete, not one later
-        self._restarter = IceRestarter(self._pc, RESTART_TIMEOUT, self._on_restart_failed)
+        await self.peer.accept(created["sdp"]["sdp"])
         self.trickle.bind(self._path, response.headers["etag"])
         self._follower = EventFollower(
             self._control,
@@ -395,12 +378,8 @@ class Session:
         """How many times the SSE stream was reopened after the first connection."""
         return max(0, self._follower.connects - 1) if self._follower is not None else 0
 
-    def _on_local_candidate(self, gatherer: RTCIceGatherer, candidate: Candidate | None) -> None:
-        if candidate is None:
-            self.trickle.add(None)
-            return
-        mid = self._pc.getTransceivers()[0].mid
-        self.trickle.add(candidate_json(candidate, mid, 0))
+    def _on_local_candidate(self, candidate: dict[str, Any] | None) -> None:
+        self.trickle.add(candidate)
 
     # server events ----------------------------------------------------------------------
 
@@ -421,11 +400,9 @@ class Session:
         event's ICE servers (new ICE credentials, same DTLS session) and apply the answer.
         Inline with the event stream, so the new generation's server candidates that follow
         are applied after it."""
-        assert self._restarter is not None
-        restarter = self._restarter
         try:
-            answer = await self.trickle.restart(lambda: restarter.offer(rtc_ice_servers(servers)))
-            await restarter.accept(answer)
+            answer = await self.trickle.restart(lambda: self.peer.restart_offer(servers))
+            await self.peer.accept_restart(answer)
         except (ProblemError, RestartConflict, InvalidOffer) as exc:
             log.warning("session %s: ICE restart failed: %s", self.id, exc)
 
@@ -434,7 +411,7 @@ class Session:
 
     async def _add_remote_candidate(self, init: dict[str, Any] | None) -> None:
         try:
-            await self._pc.addIceCandidate(None if init is None else parse_candidate(init))
+            await self.peer.add_candidate(init)
         except InvalidCandidate as exc:
             log.warning("session %s: ignoring a server candidate: %s", self.id, exc)
 
@@ -462,28 +439,17 @@ class Session:
 
     # media ------------------------------------------------------------------------------
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "video" and self._receiver is None:
-            self._receiver = asyncio.get_running_loop().create_task(self._receive(track))
+    def _on_frame(self, frame: VideoFrame, at: float) -> None:
+        self.stats.on_received(self._read_marker(frame), at)
+        if self.sink is not None:
+            self.sink.write(frame, at)
+        for reader in self._readers:
+            reader.put(frame)
+        self._changed.set()
 
-    async def _receive(self, track: MediaStreamTrack) -> None:
-        """Take every decoded frame as it comes: aiortc's receive queue is unbounded."""
-        try:
-            while True:
-                frame = await track.recv()
-                at = time.monotonic()
-                assert isinstance(frame, VideoFrame)
-                self.stats.on_received(self._read_marker(frame), at)
-                if self.sink is not None:
-                    self.sink.write(frame, at)
-                for reader in self._readers:
-                    reader.put(frame)
-                self._changed.set()
-        except MediaStreamError:
-            pass
-        finally:
-            for reader in self._readers:
-                reader.end()
+    def _on_media_ended(self) -> None:
+        for reader in self._readers:
+            reader.end()
 
     def _read_marker(self, frame: VideoFrame) -> int | None:
         if not self._mark:
@@ -497,7 +463,7 @@ class Session:
         slower than the stream skips to the newest `buffer` frames (the file sink, if any,
         still gets every frame)."""
         reader = _Reader(buffer)
-        if self._closing is not None or (self._receiver is not None and self._receiver.done()):
+        if self._closing is not None or self.peer.ended:
             reader.end()
         self._readers.add(reader)
         try:
@@ -584,14 +550,7 @@ class Session:
         if self._follower is not None:
             await self._follower.stop()
         await self.trickle.close()
-        if self._restarter is not None:
-            await self._restarter.close()
-        await self._pc.close()
+        await self.peer.close()  # ends the readers too
         self.source.close()
-        if self._receiver is not None:
-            self._receiver.cancel()
-            await asyncio.gather(self._receiver, return_exceptions=True)
-        for reader in self._readers:
-            reader.end()
         if self.sink is not None:
             await self.sink.close()
