@@ -11,7 +11,7 @@ a child process over loopback and reads what comes back:
 - `style`: a framewire session on `lucy_2_rt` (1280x720@20) with a built-in style (`--prompt`),
   or on a plugin backend (`--backend NAME`, docs/plugins.md).
 The client is either `stock` aiortc, or `browser`-like: it releases frames on the RTP marker bit
-and keeps a steady encoder bitrate, as browsers do (framewire.rtc.jitter / .codecs).
+and keeps a steady encoder bitrate, as browsers do (framewire.rtc.jitter, framewire.media.codecs).
 
 Method: every frame carries its number as black/white blocks in the top-left corner
 (framewire.rtc.stamp), which survives the codec and the built-in styles. Round trip = the time
@@ -51,7 +51,7 @@ from framewire.media.codecs import BitratePolicy, install_bitrate_policy
 from framewire.media.frameloop import encodable
 from framewire.media.probe import count_keyframes
 from framewire.rtc.gathering import install_trickle
-from framewire.rtc.jitter import install_marker_release
+from framewire.rtc.peer import Peer
 from framewire.rtc.stamp import MODULUS, luma, read_stamp, stamp
 
 SCRIPT = os.path.abspath(__file__)
@@ -112,49 +112,35 @@ class Result:
     server: dict[str, Any] = field(default_factory=dict)
 
 
-class Client:
-    """One session's client: the camera out, stamped frames back, round trips recorded."""
+class Client(Peer):
+    """One session's client (framewire.rtc.peer, the Python client's peer): the camera out,
+    stamped frames back, round trips recorded. Not `browser_like`: stock aiortc's receiver and
+    encoder."""
 
     def __init__(self, browser_like: bool) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.camera = Camera()
-        self.pc.addTrack(self.camera)
+        super().__init__(
+            self.camera, self._on_frame, interfaces=LOOPBACK, marker_release=browser_like
+        )
         self.browser_like = browser_like
         self.counter = count_keyframes(self.pc)
         self.received: list[tuple[float, float]] = []
         self.unreadable: list[float] = []
         self.first_frame = asyncio.Event()
-        self._reader: asyncio.Task[None] | None = None
-        self.pc.on("track", self._on_track)
-
-    async def offer(self) -> str:
-        install_trickle(self.pc, LOOPBACK, None, lambda gatherer, candidate: None)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        return str(self.pc.localDescription.sdp)
 
     async def accept(self, answer: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await super().accept(answer)
         if self.browser_like:
-            install_marker_release(self.pc)
             install_bitrate_policy(self.pc, BitratePolicy.for_video(WIDTH, HEIGHT, FPS))
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "video":
-            self._reader = asyncio.get_running_loop().create_task(self._read(track))
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                now = time.monotonic()
-                assert isinstance(frame, VideoFrame)
-                stamped = read_stamp(luma(frame))
-                sent = self._sent_at(stamped)
-                if sent is None:
-                    self.unreadable.append(now)
-                    continue
-                self.received.append((now, now - sent))
-                self.first_frame.set()
+    def _on_frame(self, frame: VideoFrame, now: float) -> None:
+        stamped = read_stamp(luma(frame))
+        sent = self._sent_at(stamped)
+        if sent is None:
+            self.unreadable.append(now)
+            return
+        self.received.append((now, now - sent))
+        self.first_frame.set()
 
     def _sent_at(self, stamped: int | None) -> float | None:
         """When the camera sent the newest frame whose number matches a stamp (mod 2**14)."""
@@ -162,11 +148,6 @@ class Client:
         if stamped is None or newest < 0:
             return None
         return self.camera.sent_at.get(newest - (newest - stamped) % MODULUS)
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-        await self.pc.close()
 
 
 @contextlib.asynccontextmanager

@@ -53,6 +53,7 @@ class Peer:
         on_candidate: CandidateSink | None = None,
         on_restart_failed: Callable[[], None] = lambda: None,
         on_ended: Callable[[], None] = lambda: None,
+        marker_release: bool = True,
     ) -> None:
         self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.pc.addTrack(track)
@@ -61,6 +62,7 @@ class Peer:
         self.ended = False
         """The received video track ended (or the peer closed): no more frames."""
         self._on_ended = on_ended
+        self._marker_release = marker_release
         self._on_frame = on_frame
         self._interfaces = interfaces
         self._on_candidate = on_candidate
@@ -77,10 +79,12 @@ class Peer:
         return str(self.pc.localDescription.sdp)
 
     async def accept(self, answer_sdp: str) -> None:
-        """Apply the server's answer; from here on frames are released when complete and ICE
-        can be restarted."""
+        """Apply the server's answer; from here on frames are released when complete (unless
+        made with `marker_release=False`, stock aiortc's receiver, which benches compare
+        against) and ICE can be restarted."""
         await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
-        install_marker_release(self.pc)
+        if self._marker_release:
+            install_marker_release(self.pc)
         self.restarter = IceRestarter(self.pc, RESTART_TIMEOUT, self._on_restart_failed)
 
     async def add_candidate(self, init: dict[str, Any] | None) -> None:
