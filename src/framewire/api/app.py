@@ -24,6 +24,7 @@ from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.models.registry import ModelRegistry
 from framewire.policy.enhance import KeywordEnhancer
 from framewire.policy.moderation import DefaultModerator
+from framewire.sessions.admission import Admission, share_of_cores
 from framewire.sessions.service import Limits, Ports, SessionService
 from framewire.sessions.tokens import EventTokens
 from framewire.state.memory import MemoryState
@@ -32,6 +33,8 @@ from framewire.state.redis import RedisState
 log = logging.getLogger("framewire")
 HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TTL = 10.0
+MODEL_WORKERS = max(1, os.cpu_count() or 1)
+"""Threads that run models (frame loops' pixel work), per instance."""
 SWEEP_EVERY = 2.0
 """Seconds between looks for instances whose heartbeat expired (owner death)."""
 
@@ -64,7 +67,11 @@ def create_app(
             restart_timeout=settings.ice_restart_timeout,
             disconnect_grace=settings.ice_disconnect_grace,
         ),
-        workers=max(1, os.cpu_count() or 1),
+        workers=MODEL_WORKERS,
+        video_codecs=settings.video_codecs,
+    )
+    admission = Admission(
+        legs, settings.max_sessions, share_of_cores(settings.workers), MODEL_WORKERS
     )
     api_keys = ApiKeys(settings.api_keys)
     service = SessionService(
@@ -76,12 +83,12 @@ def create_app(
         EventTokens(settings.secret),
         Limits(
             max_duration=settings.max_duration,
-            max_sessions=settings.max_sessions,
             key_concurrency=settings.key_concurrency,
             tick_interval=settings.tick_interval,
             inactivity_timeout=settings.inactivity_timeout,
             retention=settings.session_retention,
         ),
+        admission,
     )
 
     async def heartbeat() -> None:
@@ -98,11 +105,13 @@ def create_app(
             loop.create_task(every(SWEEP_EVERY, "orphan sweep", service.sweep_orphans)),
         ]
         await service.start()
+        admission.start()
         try:
             yield
         finally:
             for task in periodic:
                 task.cancel()
+            await admission.stop()
             await service.stop()
             await legs.close_all()
             if redis is not None:

@@ -29,11 +29,11 @@ from framewire.api.auth import require_key
 from framewire.api.bodies import optional_bool, optional_str, read_json
 from framewire.api.realtime import prompt_of
 from framewire.media.leg import Leg, LegFailed
-from framewire.media.legs import CapacityFull, LegNotFound, Legs
+from framewire.media.legs import LegNotFound, Legs
 from framewire.media.signaling import InvalidCandidate, InvalidOffer
 from framewire.models.registry import UnknownModel
 from framewire.sessions.record import SessionRecord, iso
-from framewire.sessions.service import RETRY_AFTER_CAPACITY, SessionService
+from framewire.sessions.service import SessionService
 
 log = logging.getLogger("framewire.api")
 
@@ -135,12 +135,8 @@ async def create_leg(request: Request, key: KeyId) -> JSONResponse:
     check_model(legs, model)
     enhanced = service.check_prompt(prompt, enhance, model) if prompt else None
     try:
-        with legs.reserve(service.limits.max_sessions):
+        with service.admission.reserve():
             leg, answer = await legs.open(sdp, model, enhanced, owner=key)
-    except CapacityFull as exc:
-        raise errors.ServiceUnavailable(
-            str(exc), headers={"Retry-After": RETRY_AFTER_CAPACITY}
-        ) from None
     except InvalidOffer as exc:
         raise errors.InvalidSdp(str(exc)) from exc
     except LegFailed as exc:

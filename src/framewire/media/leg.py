@@ -20,7 +20,7 @@ from aiortc import (
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
-from framewire.media.codecs import BitratePolicy, install_bitrate_policy
+from framewire.media.codecs import BitratePolicy, install_bitrate_policy, prefer_codecs
 from framewire.media.frameloop import FrameStats, LatestFrameReader, ModelTrack, drain
 from framewire.media.gathering import TrickleGatherer, install_trickle
 from framewire.media.jitter import install_marker_release
@@ -78,6 +78,7 @@ class Leg:
         model: FrameModel,
         executor: Executor,
         ice: IceOptions,
+        video_codecs: list[str],
     ) -> None:
         self.id = leg_id
         self.spec = spec
@@ -90,6 +91,7 @@ class Leg:
         self._model = model
         self._executor = executor
         self._ice = ice
+        self._video_codecs = video_codecs
         self._pc = RTCPeerConnection(
             RTCConfiguration(iceServers=rtc_ice_servers(self._ice_servers()))
         )
@@ -143,6 +145,11 @@ class Leg:
                 "the SDP offer has no codec in common with the server "
                 "(video: VP8 or H264; audio: Opus, PCMU or PCMA)"
             ) from exc
+        if not prefer_codecs(self._pc, self._video_codecs):
+            raise InvalidOffer(
+                "the SDP offer has no video codec this server is configured for "
+                f"(FRAMEWIRE_VIDEO_CODECS: {','.join(self._video_codecs)})"
+            )
         self._gatherers = install_trickle(
             self._pc, self._ice.interfaces, self._ice.announced_ip, self._on_local_candidate
         )

@@ -13,12 +13,13 @@ from typing import Any
 
 from framewire import errors
 from framewire.media.leg import Leg, LegFailed
-from framewire.media.legs import CapacityFull, Legs
+from framewire.media.legs import Legs
 from framewire.media.restart import RestartConflict, with_ice_credentials
 from framewire.media.signaling import InvalidCandidate, InvalidOffer, parse_candidate
 from framewire.models.base import Frame
 from framewire.models.registry import UnknownModel
 from framewire.policy import base as policy
+from framewire.sessions.admission import Admission
 from framewire.sessions.live import END_PROBLEMS, LiveSession, Timings
 from framewire.sessions.record import SessionRecord
 from framewire.sessions.tokens import EventTokens
@@ -28,7 +29,6 @@ COMMAND_TIMEOUT = 10.0
 ORPHAN_CLAIM_TTL = 60.0
 """Seconds one instance holds the right to settle a dead owner's session."""
 ORPHAN_POLL = 0.1
-RETRY_AFTER_CAPACITY = "5"
 RETRY_AFTER_KEY_LIMIT = "10"
 
 
@@ -44,7 +44,6 @@ class Ports:
 @dataclass
 class Limits:
     max_duration: float
-    max_sessions: int
     key_concurrency: int
     tick_interval: float
     inactivity_timeout: float
@@ -80,6 +79,7 @@ class SessionService:
         enhancer: policy.PromptEnhancer,
         tokens: EventTokens,
         limits: Limits,
+        admission: Admission,
     ) -> None:
         self.instance_id = instance_id
         self.ports = ports
@@ -88,6 +88,7 @@ class SessionService:
         self.enhancer = enhancer
         self.tokens = tokens
         self.limits = limits
+        self.admission = admission
         self.live: dict[str, LiveSession] = {}
 
     async def start(self) -> None:
@@ -144,15 +145,10 @@ class SessionService:
             ) from None
         enhanced = self.check_prompt(prompt, enhance_prompt, model_id) if prompt else None
         frame = await self.check_image(image, model_id) if image is not None else None
-        try:
-            with self.legs.reserve(self.limits.max_sessions):
-                leg, answer, balance = await self._open_leg(
-                    key_id, model_id, offer_sdp, enhanced, frame
-                )
-        except CapacityFull as exc:
-            raise errors.ServiceUnavailable(
-                str(exc), headers={"Retry-After": RETRY_AFTER_CAPACITY}
-            ) from None
+        with self.admission.reserve():
+            leg, answer, balance = await self._open_leg(
+                key_id, model_id, offer_sdp, enhanced, frame
+            )
         now = time.time()
         record = SessionRecord(
             session_id="rs_" + secrets.token_hex(12),
