@@ -9,6 +9,9 @@ import logging
 import sys
 
 import uvicorn
+from pydantic import ValidationError
+
+from framewire.workers import parse_devices, parse_workers
 
 SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.client.command")
 """Each defines `register(subparsers)`, adding its parser with `set_defaults(func=...)`;
@@ -17,15 +20,41 @@ SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.client.command")
 
 def serve(args: argparse.Namespace) -> int:
     from framewire.api.app import create_app
+    from framewire.config import Settings
+    from framewire.workers import listening_socket, supervise
 
-    uvicorn.run(
-        create_app(),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=5,
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"framewire serve: invalid settings:\n{settings_errors(exc)}", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        if not settings.redis_url:
+            print(
+                f"framewire serve: --workers {args.workers} needs FRAMEWIRE_REDIS_URL: the "
+                "workers share sessions, events and the ledger through Redis",
+                file=sys.stderr,
+            )
+            return 2
+        return supervise(
+            args.host, args.port, args.workers, args.devices or [], ["--log-level", args.log_level]
+        )
+    config = uvicorn.Config(
+        create_app(settings), log_level=args.log_level, timeout_graceful_shutdown=5
     )
+    sock = listening_socket(args.host, args.port, reuse_port=args.shared_port)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def settings_errors(exc: ValidationError) -> str:
+    """A pydantic ValidationError as one line per setting: `FRAMEWIRE_NAME: message`."""
+    lines = []
+    for error in exc.errors():
+        name = "FRAMEWIRE_" + "_".join(str(part) for part in error.get("loc", ())).upper()
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        lines.append(f"  {name}: {message}" if not message.startswith(name) else f"  {message}")
+    return "\n".join(lines) or str(exc)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--workers", type=parse_workers, default=1, help="server processes behind the one port"
+    )
+    p.add_argument(
+        "--devices", type=parse_devices, help="accelerators, one per worker in turn: 0,1,..."
+    )
+    p.add_argument("--shared-port", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=serve)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(sub)
