@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     """Seconds for the client to re-offer after `ice-restart`, and for the new path to connect."""
     max_sessions: int | None = Field(default=None, gt=0)
     """None: sized from the measured cost of a session (framewire.sessions.admission)."""
+    model_workers: int | None = Field(default=None, gt=0)
+    """Threads running models (and each frame's pixel work) per process; None: one per CPU."""
     workers: int = Field(default=1, gt=0)
     """Server processes on this machine (`framewire serve --workers` sets it): each counts on
     its share of the cores."""

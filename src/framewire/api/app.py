@@ -33,8 +33,6 @@ from framewire.state.redis import RedisState
 log = logging.getLogger("framewire")
 HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TTL = 10.0
-MODEL_WORKERS = max(1, os.cpu_count() or 1)
-"""Threads that run models (frame loops' pixel work), per instance."""
 SWEEP_EVERY = 2.0
 """Seconds between looks for instances whose heartbeat expired (owner death)."""
 
@@ -54,6 +52,7 @@ def create_app(
     redis = RedisState(settings.redis_url) if state is None and settings.redis_url else None
     state = state or redis or MemoryState()
     registry = registry or ModelRegistry.default()
+    model_workers = settings.model_workers or max(1, os.cpu_count() or 1)
     legs = Legs(
         registry,
         IceOptions(
@@ -67,11 +66,11 @@ def create_app(
             restart_timeout=settings.ice_restart_timeout,
             disconnect_grace=settings.ice_disconnect_grace,
         ),
-        workers=MODEL_WORKERS,
+        workers=model_workers,
         video_codecs=settings.video_codecs,
     )
     admission = Admission(
-        legs, settings.max_sessions, share_of_cores(settings.workers), MODEL_WORKERS
+        legs, settings.max_sessions, share_of_cores(settings.workers), model_workers
     )
     api_keys = ApiKeys(settings.api_keys)
     service = SessionService(
