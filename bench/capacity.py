@@ -363,10 +363,8 @@ def step(clients: list[Client], server_pid: int, n: int, seconds: float) -> Row:
     return Row(
         n,
         slowest_fps=min(s["frames"] / s["seconds"] for s in sessions),
-        p50=percentiles(all_rtts)[0] if all_rtts else float("inf"),
-        worst_p95=max(
-            (percentiles(s["rtts"])[1] if s["rtts"] else float("inf")) for s in sessions
-        ),  # fmt: skip
+        p50=percentiles(all_rtts)[0] if all_rtts else math.inf,
+        worst_p95=max(percentiles(s["rtts"])[1] if s["rtts"] else math.inf for s in sessions),
         server_cores=server_cores,
         client_cores=sum(r["cpu"] for r in reports) / elapsed,
     )
