@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/capacity.py [--codecs vp8,h264] [--seconds 12] [--clients 2]
         [--model lucy_2_rt] [--prompt "film noir"] [--max 10] [--max-sessions N]
-        [--workers N --redis-url URL] [--no-stages]
+        [--workers N --redis-url URL] [--keep-going] [--no-shed] [--framewire PATH] [--no-stages]
 
 A `framewire serve` runs in a child process with default settings (plus the API key and
 loopback ICE; `--max-sessions`/`--workers` as given). Client processes (`--clients`, sessions
@@ -17,8 +17,10 @@ for a warm-up and then `--seconds` are measured: the slowest session's fps (dist
 frames back per second), round trip p50 over all frames and the worst session's p95 (camera
 hand-off -> decoded on the client), the server's CPU in cores (CPU time of every server
 process, so a machine shared with other work still gives honest cost), core per session, and
-the clients' CPU. "Held" = every session >= 95 % of the model's fps and worst p95 < 150 ms. The
-sweep stops at the first N not held, or when the server refuses the session (503: its
+the clients' CPU, and the server's CPU milliseconds per returned frame (with its cores per
+session at the full 20 fps): on a machine loaded by other work fps drops, and CPU per frame is
+the cost that still holds. "Held" = every session >= 95 % of the model's fps and worst p95
+< 150 ms. The sweep stops at the first N not held, or when the server refuses the session (503: its
 admission saw it would not hold).
 
 Then a per-stage table: what one session's frame costs in each stage (CPU ms per frame,
@@ -291,14 +293,15 @@ def server(args: argparse.Namespace) -> Any:
     }
     if args.max_sessions:
         env["FRAMEWIRE_MAX_SESSIONS"] = str(args.max_sessions)
+    if args.no_shed:
+        env["FRAMEWIRE_SHED_LOAD"] = "false"
     if args.redis_url:
         env["FRAMEWIRE_REDIS_URL"] = args.redis_url
-    framewire = str(Path(sys.executable).with_name("framewire"))
+    framewire = args.framewire or str(Path(sys.executable).with_name("framewire"))
     command = [framewire, "serve", "--port", str(port), "--log-level", "warning"]
     log = (args.log_dir / "server.log").open("w")
-    process = subprocess.Popen(
-        [*command, "--workers", str(args.workers)], env=env, stdout=log, stderr=log
-    )
+    workers = ["--workers", str(args.workers)] if args.workers > 1 else []
+    process = subprocess.Popen([*command, *workers], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -327,6 +330,13 @@ class Row:
     worst_p95: float = 0.0
     server_cores: float = 0.0
     client_cores: float = 0.0
+    frames_per_second: float = 0.0
+    """Frames returned per second over all sessions."""
+
+    @property
+    def ms_per_frame(self) -> float:
+        """Server CPU per returned frame: a cost that holds when a loaded machine cuts fps."""
+        return self.server_cores * 1000 / self.frames_per_second if self.frames_per_second else 0
 
     @property
     def held(self) -> bool:
@@ -336,11 +346,12 @@ class Row:
 
     def line(self) -> str:
         if self.refused:
-            return f"| {self.sessions} | refused: 503 + Retry-After (admission) | | | | | | |"
+            return f"| {self.sessions} | refused: 503 + Retry-After (admission) | | | | | | | | |"
         return (
             f"| {self.sessions} | {self.slowest_fps:.1f} | {self.p50:.0f} ms | "
             f"{self.worst_p95:.0f} ms | {self.server_cores:.2f} | "
-            f"{self.server_cores / self.sessions:.3f} | {self.client_cores:.2f} | "
+            f"{self.server_cores / self.sessions:.3f} | {self.ms_per_frame:.1f} | "
+            f"{self.ms_per_frame * FPS / 1000:.3f} | {self.client_cores:.2f} | "
             f"{'yes' if self.held else 'no'} |"
         )
 
@@ -367,6 +378,7 @@ def step(clients: list[Client], server_pid: int, n: int, seconds: float) -> Row:
         worst_p95=max(percentiles(s["rtts"])[1] if s["rtts"] else math.inf for s in sessions),
         server_cores=server_cores,
         client_cores=sum(r["cpu"] for r in reports) / elapsed,
+        frames_per_second=sum(s["frames"] / s["seconds"] for s in sessions),
     )
 
 
@@ -377,9 +389,9 @@ def sweep(codec: str, args: argparse.Namespace, directory: Path) -> list[Row]:
     print(f"\n{codec.upper()} (the offer names only {codec}):")
     print(
         "| sessions | slowest fps | rtt p50 | worst p95 | server cores | core/session "
-        "| clients' cores | held |"
+        "| server CPU ms/frame | core/session at 20 fps | clients' cores | held |"
     )
-    print("|--:|--:|--:|--:|--:|--:|--:|:-:|")
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|")
     with server(args) as (url, pid):
         clients = [Client(url, codec, stream, args) for _ in range(args.clients)]
         try:
@@ -504,7 +516,8 @@ def stage_table(codec: str, args: argparse.Namespace, measured: float | None) ->
     print(f"| **stages above** | | **{summed:.3f}** |")
     if measured is not None:
         print(
-            f"| event loop and the rest (measured {measured:.3f} at N=1 minus the stages) | "
+            f"| event loop and the rest (server CPU per frame at N=1, {measured:.3f} core at "
+            f"20 fps, minus the stages) | "
             f"| {measured - summed:.3f} |"
         )
 
@@ -524,6 +537,12 @@ def main() -> None:
         "--keep-going",
         action="store_true",
         help="go on past the first N not held (a loaded machine: cost per session at every N)",
+    )
+    parser.add_argument(
+        "--framewire", help="the `framewire` executable to serve (another build: a baseline)"
+    )
+    parser.add_argument(
+        "--no-shed", action="store_true", help="FRAMEWIRE_SHED_LOAD=false: measure past capacity"
     )
     parser.add_argument("--no-stages", action="store_true", help="skip the per-stage table")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
@@ -547,7 +566,7 @@ def main() -> None:
             rows = sweep(codec, args, Path(directory))
             first = rows[0] if rows and not rows[0].refused else None
             if not args.no_stages:
-                stage_table(codec, args, first.server_cores if first else None)
+                stage_table(codec, args, first.ms_per_frame * FPS / 1000 if first else None)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -73,7 +73,8 @@ async def test_a_slow_model_sheds_new_sessions_before_the_running_ones_fall_behi
         for _ in range(MOST):
             peer = ClientPeer(fps=FPS)
             created = await http.post(
-                SESSIONS, json={"model": "slow", "sdp": {"type": "offer", "sdp": await peer.offer()}}
+                SESSIONS,
+                json={"model": "slow", "sdp": {"type": "offer", "sdp": await peer.offer()}},
             )
             if created.status_code == 503:
                 refused = created

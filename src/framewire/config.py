@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     """Seconds for the client to re-offer after `ice-restart`, and for the new path to connect."""
     max_sessions: int | None = Field(default=None, gt=0)
     """None: sized from the measured cost of a session (framewire.sessions.admission)."""
+    shed_load: bool = True
+    """False: admit up to FRAMEWIRE_MAX_SESSIONS whatever the measured cost and live signals
+    say (benchmarks that measure past what holds)."""
     model_workers: int | None = Field(default=None, gt=0)
     """Threads running models (and each frame's pixel work) per process; None: one per CPU."""
     workers: int = Field(default=1, gt=0)

@@ -70,7 +70,11 @@ def create_app(
         video_codecs=settings.video_codecs,
     )
     admission = Admission(
-        legs, settings.max_sessions, share_of_cores(settings.workers), model_workers
+        legs,
+        settings.max_sessions,
+        share_of_cores(settings.workers),
+        model_workers,
+        shed=settings.shed_load,
     )
     api_keys = ApiKeys(settings.api_keys)
     service = SessionService(

@@ -92,10 +92,17 @@ class Admission:
     """Decides on each new session or bare leg; reports the load for /readyz and /metrics."""
 
     def __init__(
-        self, legs: Legs, max_sessions: int | None, cores: float, model_workers: int
+        self,
+        legs: Legs,
+        max_sessions: int | None,
+        cores: float,
+        model_workers: int,
+        shed: bool = True,
     ) -> None:
         self.legs = legs
         self.max_sessions = max_sessions
+        self.shed = shed
+        """False (FRAMEWIRE_SHED_LOAD=false): only FRAMEWIRE_MAX_SESSIONS limits admission."""
         self.cores = cores
         self.model_workers = model_workers
         self.prior: float | None = None
@@ -171,6 +178,8 @@ class Admission:
         FRAMEWIRE_MAX_SESSIONS)."""
         cores, workers = self.session_cost()
         limits = [] if self.max_sessions is None else [self.max_sessions]
+        if not self.shed:
+            return self.max_sessions
         if cores:
             limits.append(max(1, math.floor(self.cores * TARGET_LOAD / cores)))
         if workers:
@@ -185,7 +194,7 @@ class Admission:
     def overload(self) -> str | None:
         """Why the live signals say no to new work now, or None."""
         samples = list(self._samples)
-        if len(samples) < 2:
+        if len(samples) < 2 or not self.shed:
             return None
         lag = self.loop_lag()
         if lag > LOOP_LAG_LIMIT:
