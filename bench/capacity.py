@@ -40,6 +40,7 @@ import math
 import os
 import pickle
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -555,6 +556,7 @@ def main() -> None:
         asyncio.run(client_main(args))
         return
     os.environ["BENCH_API_KEY"] = API_KEY
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # clean up children too
     print(
         f"{WIDTH}x{HEIGHT}@{FPS} {args.model} {args.prompt!r}, {args.seconds:.0f} s per step, "
         f"{args.clients} client processes, server workers {args.workers}, "
