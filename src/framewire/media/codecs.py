@@ -13,12 +13,12 @@ outside a hysteresis band for a while, so each applied change is one deliberate 
 (its private `__encoder`, created lazily by the stock sender otherwise); aiortc's module
 constants are never touched.
 
-Encoder settings are realtime ones, chosen from numbers (1280x720, one thread, CPU per frame,
-`bench/capacity.py --stages`): libx264 with aiortc's settings runs its default `medium` preset
-(18 ms); `ultrafast` with `zerolatency` takes 2.5 ms. libvpx with aiortc's `cpu-used -6` and its
-denoiser (`noise-sensitivity 4`) takes 8.7 ms; without the denoiser (the model's output is
-clean) and at `cpu-used -12` ~4.5 ms. Each encoder runs one thread: a server's cores are better
-spent on more sessions than on splitting one frame.
+Encoder settings are realtime ones, chosen from numbers (1280x720, one thread, CPU per
+frame): libx264 with aiortc's settings runs its default `medium` preset (18 ms); `ultrafast`
+with `zerolatency` takes 2.5 ms. libvpx with aiortc's `cpu-used -6` and its denoiser
+(`noise-sensitivity 4`) takes 8.7-9.4 ms; without the denoiser (the model's output is clean)
+and at `cpu-used -12`, 5.2 ms (in the same run as 9.4). Each encoder runs one thread: a
+server's cores are better spent on more sessions than on splitting one frame.
 
 `prefer_codecs` orders the negotiated video codecs by `FRAMEWIRE_VIDEO_CODECS`, so the answer
 (whose first codec both sides send) picks the cheapest codec the client offered.
