@@ -109,6 +109,8 @@ class Admission:
         self.prior: float | None = None
         self.measured: tuple[float, float] | None = None
         """The last (cores, model workers) per session measured over a steady window."""
+        self.measured_with = 0
+        """How many sessions streamed through that window."""
         self._samples: deque[Sample] = deque(maxlen=WINDOW + 1)
         self._task: asyncio.Task[None] | None = None
 
@@ -161,6 +163,7 @@ class Admission:
             (last.cpu - samples[0].cpu) / span / last.streaming,
             (last.work - samples[0].work) / span / last.streaming,
         )
+        self.measured_with = last.streaming
 
     @property
     def streaming(self) -> int:
@@ -218,7 +221,7 @@ class Admission:
             "free_sessions": None if capacity is None else max(0, capacity - self.legs.count()),
             "core_per_session": None if cores is None else round(cores, 3),
             "model_workers_per_session": round(workers, 3),
-            "cost_measured": self.measured is not None,
+            "cost_measured_with": self.measured_with,
             "loop_lag_ms": round(self.loop_lag() * 1000, 1),
             "overload": self.overload(),
         }
