@@ -1,6 +1,7 @@
 """Admission that protects quality: with a slow model, new sessions are refused (503 +
 Retry-After) once one more would push the running ones below their frame rate, and the running
-ones keep >= 95 % of it; /readyz and /metrics report the load."""
+ones keep >= 95 % of it; a session already falling behind (stale frames) sheds new work; /readyz
+and /metrics report the load."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ WORKERS = 2
 
 
 class SlowModel:
+    seconds = MODEL_SECONDS
+
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
 
@@ -40,13 +43,23 @@ class SlowModel:
         """Images change nothing here."""
 
     def process(self, frame: Frame) -> Frame:
-        time.sleep(MODEL_SECONDS)  # a model busy on its accelerator: holds the worker thread
+        time.sleep(self.seconds)  # a model busy on its accelerator: holds the worker thread
         return frame
+
+
+class LaggingModel(SlowModel):
+    """Slower than its spec's frame interval (75 ms at 20 fps): frames go stale."""
+
+    seconds = 0.075
 
 
 def slow_registry() -> ModelRegistry:
     registry = ModelRegistry()
     registry.register(SLOW, SlowModel)
+    registry.register(
+        ModelSpec("lagging", fps=20, width=320, height=240, accepts_image=False, backend="lag"),
+        LaggingModel,
+    )
     return registry
 
 
@@ -127,3 +140,41 @@ async def test_a_slow_model_sheds_new_sessions_before_the_running_ones_fall_behi
         await bare.close()
         for peer in peers:
             await peer.close()
+
+
+async def test_a_session_falling_behind_sheds_new_work_on_its_stale_frames() -> None:
+    """A model slower than its frame rate leaves inbound frames stale: that live signal refuses
+    new sessions even where the measured cost would leave room (eight model workers)."""
+    async with (
+        framewire(registry=slow_registry(), model_workers=8) as server,
+        server.client() as http,
+    ):
+        peer = ClientPeer(fps=20)
+        created = await http.post(
+            SESSIONS, json={"model": "lagging", "sdp": {"type": "offer", "sdp": await peer.offer()}}
+        )
+        assert created.status_code == 201, created.text
+        await peer.accept(created.json()["sdp"]["sdp"])
+        await peer.wait_frames(5, timeout=30)
+        load = await measured_with(http, 1)
+        assert load["capacity"] > 1  # the cost alone would admit another
+
+        deadline = time.monotonic() + MEASURED
+        while (load := (await http.get("/readyz")).json())["overload"] is None:
+            assert time.monotonic() < deadline, load
+            await asyncio.sleep(0.5)
+        assert "stale" in load["overload"]
+        second = ClientPeer()
+        refused = await http.post(
+            SESSIONS,
+            json={"model": "lagging", "sdp": {"type": "offer", "sdp": await second.offer()}},
+        )
+        assert refused.status_code == 503 and int(refused.headers["retry-after"]) > 0
+        assert "overloaded" in refused.json()["detail"]
+        metrics = (await http.get("/metrics")).text
+        assert any(
+            line.startswith("framewire_overloaded{") and line.endswith(" 1.0")
+            for line in metrics.splitlines()
+        )
+        await second.close()
+        await peer.close()
