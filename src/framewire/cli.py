@@ -11,7 +11,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from framewire.workers import parse_devices, parse_workers
+from framewire.workers import StartupError, parse_devices, parse_workers
 
 SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.client.command")
 """Each defines `register(subparsers)`, adding its parser with `set_defaults(func=...)`;
@@ -36,13 +36,20 @@ def serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        return supervise(
-            args.host, args.port, args.workers, args.devices or [], ["--log-level", args.log_level]
-        )
+        extra = ["--log-level", args.log_level]
+        try:
+            return supervise(args.host, args.port, args.workers, args.devices or [], extra)
+        except StartupError as exc:
+            print(f"framewire serve: {exc}", file=sys.stderr)
+            return 2
     config = uvicorn.Config(
         create_app(settings), log_level=args.log_level, timeout_graceful_shutdown=5
     )
-    sock = listening_socket(args.host, args.port, reuse_port=args.shared_port)
+    try:
+        sock = listening_socket(args.host, args.port, reuse_port=args.shared_port)
+    except OSError as exc:
+        print(f"framewire serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 
