@@ -64,7 +64,7 @@ from framewire.media.codecs import VIDEO_CODECS, realtime_h264, realtime_vp8
 from framewire.media.frameloop import encodable
 from framewire.media.gathering import install_trickle
 from framewire.media.jitter import install_marker_release
-from framewire.media.probe import read_stamp, stamp
+from framewire.rtc.stamp import read_stamp, stamp
 
 SCRIPT = os.path.abspath(__file__)
 WIDTH, HEIGHT, FPS = 1280, 720, 20

@@ -50,8 +50,8 @@ async def metrics(request: Request) -> Response:
         "framewire_overloaded": "1 while live signals shed new sessions",
     }
     made = {name: Gauge(name, doc, labels, registry=registry) for name, doc in gauges.items()}
-    legs = service.legs.all()
-    made["framewire_sessions_active"].labels(instance).set(len(service.live))
+    legs = service.open_legs()
+    made["framewire_sessions_active"].labels(instance).set(service.live_count())
     made["framewire_legs_open"].labels(instance).set(len(legs))
     made["framewire_frames_in_total"].labels(instance).set(sum(x.stats.frames_in for x in legs))
     made["framewire_frames_out_total"].labels(instance).set(sum(x.stats.frames_out for x in legs))

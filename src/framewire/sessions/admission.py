@@ -32,7 +32,6 @@ import av
 import cv2
 import numpy as np
 
-from framewire import errors
 from framewire.media.codecs import realtime_vp8
 from framewire.media.frameloop import encodable
 from framewire.media.legs import CapacityFull, Legs
@@ -57,6 +56,16 @@ bench/capacity.py's per-stage table."""
 CALIBRATION_FRAMES = 8
 PRIOR_SIZE = (1280, 720, 20)
 RETRY_AFTER = "5"
+"""Seconds /readyz tells a balancer to wait (the API's 503s say the same)."""
+
+
+class Overloaded(CapacityFull):
+    """Live signals say this instance is behind: no new work until it recovers."""
+
+    def __init__(self, reason: str) -> None:
+        RuntimeError.__init__(
+            self, f"this instance is overloaded ({reason}); try again later or elsewhere"
+        )
 
 
 @dataclass
@@ -232,7 +241,7 @@ class Admission:
         """Why one more session would not be admitted now, or None."""
         reason = self.overload()
         if reason is not None:
-            return f"this instance is overloaded ({reason}); try again later or elsewhere"
+            return str(Overloaded(reason))
         capacity = self.capacity()
         if capacity is not None and self.legs.count() >= capacity:
             return str(CapacityFull(capacity))
@@ -240,11 +249,12 @@ class Admission:
 
     @contextlib.contextmanager
     def reserve(self) -> Iterator[None]:
-        """Hold a place for one new leg across the awaits of its set-up, or raise 503."""
-        reason = self.refusal()
+        """Hold a place for one new leg across the awaits of its set-up. Raises Overloaded, or
+        CapacityFull at the measured capacity (the API answers both 503 + Retry-After)."""
+        reason = self.overload()
         if reason is not None:
-            raise errors.ServiceUnavailable(reason, headers={"Retry-After": RETRY_AFTER})
-        with self.legs.reserve(self.capacity() or sys.maxsize):  # cannot be full: just checked
+            raise Overloaded(reason)
+        with self.legs.reserve(self.capacity() or sys.maxsize):
             yield
 
 
