@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--devices",
         type=parse_devices,
-        help="accelerator ids, e.g. 0,1: worker i gets CUDA_VISIBLE_DEVICES=devices[i mod n]",
+        help="accelerator ids, e.g. 0,1: worker i gets CUDA_VISIBLE_DEVICES=devices[i mod n] "
+        "(default: none, workers see every device)",
     )
     p.add_argument("--shared-port", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=serve)
