@@ -61,7 +61,7 @@ async def metrics(request: Request) -> Response:
     made["framewire_frames_late_total"].labels(instance).set(sum(x.stats.frames_late for x in legs))
     admission = service.admission
     made["framewire_capacity_sessions"].labels(instance).set(admission.capacity() or -1)
-    made["framewire_core_per_session"].labels(instance).set(admission.session_cost()[0] or 0.0)
+    made["framewire_core_per_session"].labels(instance).set(admission.session_cost().cores or 0.0)
     made["framewire_loop_lag_seconds"].labels(instance).set(admission.loop_lag())
     made["framewire_overloaded"].labels(instance).set(int(admission.overload() is not None))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

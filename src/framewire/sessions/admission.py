@@ -2,10 +2,12 @@
 ones will keep their frame rate.
 
 Two kinds of evidence, sampled every SAMPLE_EVERY seconds:
-- *Cost*, measured: this process's CPU time per second, and the model workers' busy time per
-  second, each divided by the legs that stream. The instance's capacity is how many such
-  sessions fit in its share of the cores (and of the model workers) at TARGET_LOAD, so the next
-  session is refused *before* it would push the others below their fps. Until a session has
+- *Cost*, measured: this process's CPU time per second, its event-loop thread's (the GIL-bound
+  Python of RTP, SRTP and asyncio, which one process cannot spread over cores), and the model
+  workers' busy time per second, each divided by the legs that stream. The instance's capacity
+  is how many such sessions fit in its share of the cores, in one core for the loop, and in its
+  model workers, at TARGET_LOAD: the next session is refused *before* it would push the others
+  below their fps. Until a session has
   streamed, the cost is a prior measured on this machine at start (one 720p frame's decode,
   conversions and encode, times the frame rate, times PATH_OVERHEAD).
 - *Live signals*, for what cost cannot predict (a neighbour taking the CPU, a model slower on
@@ -68,10 +70,22 @@ class Overloaded(CapacityFull):
         )
 
 
+@dataclass(frozen=True)
+class Cost:
+    """What one streaming session uses: CPU cores (the whole process), of them the event-loop
+    thread's share (GIL-bound Python: RTP, SRTP, asyncio, HTTP, which one process cannot spread
+    over cores), and model workers (their busy time)."""
+
+    cores: float | None
+    loop: float = 0.0
+    workers: float = 0.0
+
+
 @dataclass
 class Sample:
     at: float
     cpu: float
+    loop_cpu: float
     work: float
     frames_in: int
     frames_late: int
@@ -116,8 +130,8 @@ class Admission:
         self.cores = cores
         self.model_workers = model_workers
         self.prior: float | None = None
-        self.measured: tuple[float, float] | None = None
-        """The last (cores, model workers) per session measured over a steady window."""
+        self.measured: Cost | None = None
+        """The last cost per session measured over a steady window."""
         self.measured_with = 0
         """How many sessions streamed through that window."""
         self._samples: deque[Sample] = deque(maxlen=WINDOW + 1)
@@ -149,6 +163,7 @@ class Admission:
         return Sample(
             at=time.monotonic(),
             cpu=time.process_time(),
+            loop_cpu=time.thread_time(),  # this runs on the event loop's thread
             work=sum(leg.stats.work_seconds for leg in legs),
             frames_in=sum(leg.stats.frames_in for leg in legs),
             frames_late=sum(leg.stats.frames_late for leg in legs),
@@ -167,10 +182,11 @@ class Admission:
             return
         if any(s.streaming != last.streaming for s in samples):
             return
-        span = last.at - samples[0].at
-        self.measured = (
-            (last.cpu - samples[0].cpu) / span / last.streaming,
-            (last.work - samples[0].work) / span / last.streaming,
+        first, per = samples[0], (last.at - samples[0].at) * last.streaming
+        self.measured = Cost(
+            cores=(last.cpu - first.cpu) / per,
+            loop=(last.loop_cpu - first.loop_cpu) / per,
+            workers=(last.work - first.work) / per,
         )
         self.measured_with = last.streaming
 
@@ -179,24 +195,25 @@ class Admission:
         """Sessions and legs streaming throughout the last measured window."""
         return self._samples[-1].streaming if self._samples else 0
 
-    def session_cost(self) -> tuple[float | None, float]:
-        """(cores, model workers) one streaming session uses: measured, or the prior (cores)
-        until a session has streamed through a whole window."""
-        if self.measured is not None:
-            return self.measured
-        return self.prior, 0.0
+    def session_cost(self) -> Cost:
+        """What one streaming session uses: measured, or the prior (cores only) until a
+        session has streamed through a whole window."""
+        return self.measured if self.measured is not None else Cost(self.prior)
 
     def capacity(self) -> int | None:
         """Sessions this instance holds at TARGET_LOAD (None: not known yet, no limit but
         FRAMEWIRE_MAX_SESSIONS)."""
-        cores, workers = self.session_cost()
-        limits = [] if self.max_sessions is None else [self.max_sessions]
         if not self.shed:
             return self.max_sessions
-        if cores:
-            limits.append(max(1, math.floor(self.cores * TARGET_LOAD / cores)))
-        if workers:
-            limits.append(max(1, math.floor(self.model_workers * TARGET_LOAD / workers)))
+        cost = self.session_cost()
+        limits = [] if self.max_sessions is None else [self.max_sessions]
+        for used, available in (
+            (cost.cores, self.cores),
+            (cost.loop, 1.0),  # one event-loop thread: one core at most, whatever the machine
+            (cost.workers, self.model_workers),
+        ):
+            if used:
+                limits.append(max(1, math.floor(available * TARGET_LOAD / used)))
         return min(limits) if limits else None
 
     def loop_lag(self) -> float:
@@ -221,15 +238,16 @@ class Admission:
 
     def report(self) -> dict[str, float | int | str | None]:
         """The load, for /readyz and /metrics."""
-        cores, workers = self.session_cost()
+        cost = self.session_cost()
         capacity = self.capacity()
         return {
             "sessions": self.legs.count(),
             "streaming": self.streaming,
             "capacity": capacity,
             "free_sessions": None if capacity is None else max(0, capacity - self.legs.count()),
-            "core_per_session": None if cores is None else round(cores, 3),
-            "model_workers_per_session": round(workers, 3),
+            "core_per_session": None if cost.cores is None else round(cost.cores, 3),
+            "loop_core_per_session": round(cost.loop, 3),
+            "model_workers_per_session": round(cost.workers, 3),
             "cost_measured_with": self.measured_with,
             "loop_lag_ms": round(self.loop_lag() * 1000, 1),
             "overload": self.overload(),
