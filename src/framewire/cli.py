@@ -11,6 +11,7 @@ import importlib
 import logging
 import socket
 import sys
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
@@ -38,15 +39,16 @@ SERVE_EXIT = """\
 exit status:
   0  stopped (Ctrl-C or SIGTERM), or --check printed a valid configuration
   1  --workers: the workers kept dying right after their start
-  2  usage error, or an invalid FRAMEWIRE_* setting (the message names it), or --workers > 1
-     without FRAMEWIRE_REDIS_URL
+  2  usage error, an invalid FRAMEWIRE_* setting (the message names it), a models file,
+     model backend, enhancer or moderator that cannot load (file, model id and field named),
+     or --workers > 1 without FRAMEWIRE_REDIS_URL
   3  cannot listen on HOST:PORT (e.g. the port is in use); nothing was started"""
 CANNOT_LISTEN = 3
 
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        settings = Settings()
+        settings = Settings() if args.models is None else Settings(models=args.models)
     except ValidationError as exc:
         problems = "; ".join(
             f"FRAMEWIRE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
@@ -54,9 +56,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"framewire serve: invalid setting: {problems}", file=sys.stderr)
         return 2
     if args.check:
-        for name, value in effective_settings(settings):
-            print(f"{name}={value}")
-        return 0
+        return _check(settings)
     if args.workers > 1 and not settings.redis_url:
         print(
             f"framewire serve: --workers {args.workers} needs FRAMEWIRE_REDIS_URL: the workers "
@@ -71,12 +71,17 @@ def serve(args: argparse.Namespace) -> int:
         print(f"framewire serve: cannot listen on {where}: {reason}", file=sys.stderr)
         return CANNOT_LISTEN
     if args.workers > 1:
-        return _serve_workers(args)
+        return _serve_workers(args, settings)
     from framewire.api.app import create_app
+    from framewire.models.catalog import ModelsFileError
+    from framewire.policy.plugins import PolicyPluginError
 
-    config = uvicorn.Config(
-        create_app(settings), log_level=args.log_level, timeout_graceful_shutdown=5
-    )
+    try:
+        app = create_app(settings)
+    except (ModelsFileError, PolicyPluginError) as exc:
+        print(f"framewire serve: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5)
     try:
         sock = listening_socket(args.host, args.port, reuse_port=args.shared_port)
     except OSError as exc:
@@ -86,14 +91,42 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_workers(args: argparse.Namespace) -> int:
-    """`--workers N`: N worker processes behind the one port (framewire.workers)."""
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """`--workers N`: N worker processes behind the one port (framewire.workers). A models
+    file is checked here first, so a bad one fails once, not in every worker."""
+    from framewire.models.catalog import ModelsFileError, load_catalog
+
     extra = ["--log-level", args.log_level]
+    if settings.models is not None:
+        try:
+            load_catalog(settings.models)
+        except ModelsFileError as exc:
+            print(f"framewire serve: {exc}", file=sys.stderr)
+            return 2
+        extra += ["--models", str(settings.models)]
     try:
         return supervise(args.host, args.port, args.workers, args.devices or [], extra)
     except StartupError as exc:
         print(f"framewire serve: {exc}", file=sys.stderr)
         return CANNOT_LISTEN
+
+
+def _check(settings: Settings) -> int:
+    """`serve --check`: the effective settings, and the models file read and checked (not
+    loaded: no weights are read)."""
+    from framewire.models.catalog import ModelsFileError, load_catalog
+
+    for name, value in effective_settings(settings):
+        print(f"{name}={value}")
+    if settings.models is None:
+        return 0
+    try:
+        ids = [spec.id for spec in load_catalog(settings.models).specs]
+    except ModelsFileError as exc:
+        print(f"framewire serve: {exc}", file=sys.stderr)
+        return 2
+    print(f"models: {', '.join(ids)}")
+    return 0
 
 
 def _cannot_listen(host: str, port: int) -> str | None:
@@ -137,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         choices=("critical", "error", "warning", "info", "debug", "trace"),
         help="log level (default: info)",
+    )
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TOML file declaring the model ids to serve (default: FRAMEWIRE_MODELS, else the"
+        " built-in ids)",
     )
     p.add_argument(
         "--check",

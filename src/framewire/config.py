@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
@@ -49,6 +50,12 @@ class Settings(BaseSettings):
     its share of the cores."""
     video_codecs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["h264", "vp8"])
     """Video codecs in order of preference; the client's offer decides which are possible."""
+    models: Path | None = None
+    """A models file (TOML) declaring the model ids served; the built-in ids when unset."""
+    enhancer: str | None = None
+    """Prompt enhancer plug-in: an entry point in `framewire.enhancers` or `module:attr`."""
+    moderator: str | None = None
+    """Moderator plug-in: an entry point in `framewire.moderators` or `module:attr`."""
     # Not in SPEC §5's table but tunable for tests and small deployments.
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)
