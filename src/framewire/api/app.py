@@ -75,13 +75,11 @@ def create_app(
             loop.create_task(every(SWEEP_EVERY, "orphan sweep", service.sweep_orphans)),
         ]
         await service.start()
-        admission.start()
         try:
             yield
         finally:
             for task in periodic:
                 task.cancel()
-            await admission.stop()
             await service.stop()
             await legs.close_all()
             if state is None:  # made here, so closed here

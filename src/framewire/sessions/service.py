@@ -91,8 +91,10 @@ class SessionService:
     async def start(self) -> None:
         await self.reaper.end_orphans_of(self.instance_id)  # left by a previous run under this id
         await self.owner.serve()
+        self.admission.start()
 
     async def stop(self) -> None:
+        await self.admission.stop()
         await self.owner.stop()
 
     async def sweep_orphans(self) -> None:
