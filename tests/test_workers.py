@@ -38,22 +38,27 @@ class Served:
     url: str
     process: subprocess.Popen[bytes]
 
-    def workers(self) -> dict[str, int]:
+    def workers(self, variable: str = "FRAMEWIRE_INSTANCE_ID") -> dict[str, int]:
         """Instance id -> pid of each running worker (from /proc: the parent's children)."""
+        return {env[variable]: pid for pid, env in self.environments().items() if variable in env}
+
+    def environments(self) -> dict[int, dict[str, str]]:
+        """Each running worker's environment, by pid."""
         pid = self.process.pid
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         found = {}
         for child in children:
             with contextlib.suppress(OSError):
-                environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
-                for item in environ:
-                    if item.startswith(b"FRAMEWIRE_INSTANCE_ID="):
-                        found[item.split(b"=", 1)[1].decode()] = int(child)
+                raw = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                pairs = (item.decode().split("=", 1) for item in raw if b"=" in item)
+                found[int(child)] = {name: value for name, value in pairs}
         return found
 
 
 @contextlib.contextmanager
-def serve_workers(redis: str, count: int = 2) -> Iterator[Served]:
+def serve_workers(redis: str, count: int = 2, *extra: str) -> Iterator[Served]:
+    """`framewire serve --workers count` on a free loopback port (quiet logs), with `extra`
+    arguments; SIGTERM at the end."""
     port = free_port()
     env = {
         **os.environ,
@@ -64,8 +69,9 @@ def serve_workers(redis: str, count: int = 2) -> Iterator[Served]:
         "FRAMEWIRE_ICE_INTERFACES": "127.0.0.1",
         "FRAMEWIRE_TICK_INTERVAL": "2",
     }
+    command = [FRAMEWIRE, "serve", "--workers", str(count), "--port", str(port)]
     process = subprocess.Popen(
-        [FRAMEWIRE, "serve", "--workers", str(count), "--port", str(port), "--log-level", "error"],
+        [*command, "--log-level", "error", *extra],
         env=env,
         stdout=subprocess.DEVNULL,
     )
@@ -171,8 +177,13 @@ async def test_two_workers_behind_one_port_act_as_one_service(redis_url: str) ->
 async def test_a_killed_worker_is_restarted_and_its_sessions_end_with_error_once(
     redis_url: str,
 ) -> None:
-    with serve_workers(redis_url) as served:
+    """Worker i sees accelerator devices[i]; SIGKILL worker 0: it comes back on the same one,
+    and its session ends with `error`, billed once."""
+    with serve_workers(redis_url, 2, "--devices", "3,5") as served:
         await all_up(served, {"fw-w-0", "fw-w-1"})
+        devices = {env["FRAMEWIRE_INSTANCE_ID"]: env["CUDA_VISIBLE_DEVICES"]
+                   for env in served.environments().values()}  # fmt: skip
+        assert devices == {"fw-w-0": "3", "fw-w-1": "5"}
         peer = ClientPeer()
         offer = await peer.offer()
         async with on_worker(served.url, "fw-w-0") as http:
@@ -200,6 +211,8 @@ async def test_a_killed_worker_is_restarted_and_its_sessions_end_with_error_once
         # The worker is back under its id, in a new process, and answers.
         await all_up(served, {"fw-w-0"})
         assert served.workers()["fw-w-0"] != killed
+        restarted = served.environments()[served.workers()["fw-w-0"]]
+        assert restarted["CUDA_VISIBLE_DEVICES"] == "3"  # the same accelerator as before
         async with on_worker(served.url, "fw-w-0") as http:
             state = (await http.get(f"{SESSIONS}/{body['session_id']}")).json()
         assert state["status"] == "ended"
