@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI
 
 from framewire import __version__
-from framewire.api import events, models, ops, problems, realtime, web
+from framewire.api import events, ice, models, ops, problems, realtime, web
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.config import Settings
 from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
+from framewire.media.network import host_sockets
 from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.models.catalog import Catalog, load_catalog
 from framewire.models.registry import ModelRegistry
@@ -69,6 +70,7 @@ def create_app(
         for kid, credit in api_keys.credits():
             await shared.accounts.ensure(kid, credit)
         await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+        await legs.ice.sockets.start()
         loop = asyncio.get_running_loop()
         periodic = [
             loop.create_task(every(HEARTBEAT_EVERY, "heartbeat", heartbeat)),
@@ -95,6 +97,7 @@ def create_app(
     problems.install(app)
     for router in (realtime.router, events.router, leg_routes.router, models.router):
         app.include_router(router)
+    app.include_router(ice.router)
     app.include_router(ops.router)
     app.include_router(web.router)
     return app
@@ -113,6 +116,7 @@ def open_legs(settings: Settings, registry: ModelRegistry) -> Legs:
             ),
             restart_timeout=settings.ice_restart_timeout,
             disconnect_grace=settings.ice_disconnect_grace,
+            sockets=host_sockets(settings),
         ),
         workers=model_workers(settings),
         video_codecs=settings.video_codecs,

@@ -40,7 +40,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.frame import Frame
 from av.video.codeccontext import VideoCodecContext
 
-_ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
+from framewire.media import internals as private
 
 VIDEO_CODECS = {"h264": "video/h264", "vp8": "video/vp8"}
 """The video codecs framewire sends and receives: `FRAMEWIRE_VIDEO_CODECS` names -> MIME types."""
@@ -220,7 +220,7 @@ class GovernedVp8Encoder(_Governed, Vp8Encoder):
 
     def _rate_settled(self) -> None:
         # The stock encoder also reads its private copy (the rate-control buffer size).
-        self._Vp8Encoder__target_bitrate = self.governor.applied
+        private.VP8_TARGET_BITRATE.set(self, self.governor.applied)
 
 
 class GovernedH264Encoder(_Governed, H264Encoder):
@@ -247,14 +247,14 @@ def install_bitrate_policy(pc: RTCPeerConnection, policy: BitratePolicy) -> list
     governors = []
     for transceiver in pc.getTransceivers():
         sender = transceiver.sender
-        codecs = transceiver._codecs
+        codecs = private.TRANSCEIVER_CODECS.get(transceiver)
         if transceiver.kind != "video" or sender.track is None or not codecs:
             continue
         make = _ENCODERS.get(codecs[0].mimeType.lower())
         if make is None:
             continue
         governor = BitrateGovernor(policy)
-        setattr(sender, _ENCODER_ATTRIBUTE, make(governor))
+        private.SENDER_ENCODER.set(sender, make(governor))
         governors.append(governor)
     return governors
 
@@ -278,11 +278,11 @@ def prefer_codecs(pc: RTCPeerConnection, names: list[str]) -> bool:
     for transceiver in pc.getTransceivers():
         if transceiver.kind != "video":
             continue
-        codecs = transceiver._codecs
+        codecs = private.TRANSCEIVER_CODECS.get(transceiver)
         types = {c.payloadType: c.mimeType.lower() for c in codecs if c.payloadType is not None}
         ranked = sorted(codecs, key=lambda c: _rank(c, order, types))
         kept = [c for c in ranked if _rank(c, order, types) < len(order)]
         if not kept:
             return False
-        transceiver._codecs = kept
+        private.TRANSCEIVER_CODECS.set(transceiver, kept)
     return True
