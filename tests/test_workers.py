@@ -236,6 +236,11 @@ def start_error(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     ("args", "env", "named"),
     [
         (["--workers", "2"], {}, "FRAMEWIRE_REDIS_URL"),
+        (
+            ["--workers", "2"],
+            {"FRAMEWIRE_REDIS_URL": "redis://127.0.0.1:9/0", "FRAMEWIRE_ICE_UDP_PORT": "40000"},
+            "FRAMEWIRE_ICE_UDP_PORT",
+        ),
         (["--workers", "0"], {}, "--workers"),
         (["--workers", "-3"], {}, "--workers"),
         (["--workers", "two"], {}, "--workers"),

@@ -41,9 +41,14 @@ exit status:
   1  --workers: the workers kept dying right after their start
   2  usage error, an invalid FRAMEWIRE_* setting (the message names it), a models file,
      model backend, enhancer or moderator that cannot load (file, model id and field named),
-     or --workers > 1 without FRAMEWIRE_REDIS_URL
+     or --workers > 1 without FRAMEWIRE_REDIS_URL or with FRAMEWIRE_ICE_UDP_PORT
   3  cannot listen on HOST:PORT (e.g. the port is in use); nothing was started"""
 CANNOT_LISTEN = 3
+WORKERS_NEED = (
+    "--workers > 1 needs FRAMEWIRE_REDIS_URL (the workers share sessions, events and the "
+    "ledger through Redis) and cannot use FRAMEWIRE_ICE_UDP_PORT (one process owns that port; "
+    "use FRAMEWIRE_ICE_PORT_RANGE)"
+)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -58,12 +63,8 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if args.check:
         return _check(settings)
-    if args.workers > 1 and not settings.redis_url:
-        print(
-            f"framewire serve: --workers {args.workers} needs FRAMEWIRE_REDIS_URL: the workers "
-            "share sessions, events and the ledger through Redis",
-            file=sys.stderr,
-        )
+    if args.workers > 1 and (not settings.redis_url or settings.ice_udp_port is not None):
+        print(f"framewire serve: {WORKERS_NEED}", file=sys.stderr)
         return 2
     # A worker of `--workers` shares the port its siblings already listen on: no probe.
     reason = None if args.shared_port else _cannot_listen(args.host, args.port)

@@ -58,9 +58,8 @@ def create_app(
         log.warning("FRAMEWIRE_API_KEYS is not set: development key %s", dev_key)
     shared = state if state is not None else open_state(settings.redis_url)
     legs = open_legs(settings, content.registry)
-    admission = open_admission(settings, legs)
     api_keys = ApiKeys(settings.api_keys)
-    service = session_service(settings, shared, legs, content, admission)
+    service = session_service(settings, shared, legs, content)
 
     async def heartbeat() -> None:
         await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
@@ -159,7 +158,7 @@ def content_checks(
 
 
 def session_service(
-    settings: Settings, shared: State, legs: Legs, content: Content, admission: Admission
+    settings: Settings, shared: State, legs: Legs, content: Content
 ) -> SessionService:
     ports = Ports(
         shared.sessions,
@@ -182,7 +181,7 @@ def session_service(
             inactivity_timeout=settings.inactivity_timeout,
             retention=settings.session_retention,
         ),
-        admission,
+        open_admission(settings, legs),
     )
 
 
