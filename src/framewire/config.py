@@ -1,4 +1,5 @@
-"""Settings: one object built once from the environment (SPEC.md §5) and passed down."""
+"""Settings: one object built once from the environment (the README's "Running the server"
+table) and passed down."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ VIDEO_CODEC_NAMES = ("h264", "vp8")
 
 
 class Settings(BaseSettings):
-    """Every `FRAMEWIRE_*` variable of SPEC.md §5; the names are a public interface."""
+    """Every `FRAMEWIRE_*` variable (README, "Running the server"); the names are a public
+    interface."""
 
     model_config = SettingsConfigDict(env_prefix="FRAMEWIRE_", extra="ignore")
 
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
     """Prompt enhancer plug-in: an entry point in `framewire.enhancers` or `module:attr`."""
     moderator: str | None = None
     """Moderator plug-in: an entry point in `framewire.moderators` or `module:attr`."""
-    # Not in SPEC §5's table but tunable for tests and small deployments.
+    # Tunable for tests and small deployments.
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)
     key_concurrency: int = Field(default=10, gt=0)
