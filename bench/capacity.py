@@ -56,14 +56,13 @@ import av
 import cv2
 import httpx
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from models import percentiles, scene  # bench/models.py (this script's folder is on sys.path)
 
 from framewire.media.codecs import VIDEO_CODECS, realtime_h264, realtime_vp8
 from framewire.media.frameloop import encodable
-from framewire.rtc.gathering import install_trickle
-from framewire.rtc.jitter import install_marker_release
+from framewire.rtc.peer import Peer
 from framewire.rtc.stamp import read_stamp, stamp
 
 SCRIPT = os.path.abspath(__file__)
@@ -141,8 +140,9 @@ def luma_top(frame: av.VideoFrame) -> np.ndarray:
 
 @dataclass
 class Session:
-    pc: RTCPeerConnection
     camera: PacketCamera
+    peer: Peer = field(init=False)
+    """The client peer (framewire.rtc.peer, the Python client's), sending `camera`."""
     received: list[tuple[float, int, float]] = field(default_factory=list)
     """(arrival, stamp, round trip seconds) of every readable frame back."""
     streaming: asyncio.Event = field(default_factory=asyncio.Event)
@@ -151,47 +151,38 @@ class Session:
 
 async def open_session(http: httpx.AsyncClient, args: argparse.Namespace) -> Session | int:
     """A session streaming the loop; or the HTTP status when the server refused it."""
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    camera = PacketCamera(args.packets)
-    pc.addTrack(camera)
+    session = Session(PacketCamera(args.packets))
+    session.peer = Peer(
+        session.camera, lambda frame, now: read(frame, now, session), interfaces=["127.0.0.1"]
+    )
     mime = VIDEO_CODECS[args.codec]
     capabilities = RTCRtpSender.getCapabilities("video").codecs
-    pc.getTransceivers()[0].setCodecPreferences(
+    session.peer.pc.getTransceivers()[0].setCodecPreferences(
         [c for c in capabilities if c.mimeType.lower() == mime]
     )
-    session = Session(pc, camera)
-    pc.on("track", lambda track: asyncio.ensure_future(read(track, session)))
-    install_trickle(pc, ["127.0.0.1"], None, lambda gatherer, candidate: None)
-    await pc.setLocalDescription(await pc.createOffer())
     created = await http.post(
         "/v1/realtime/sessions",
         json={
             "model": args.model,
-            "sdp": {"type": "offer", "sdp": pc.localDescription.sdp},
+            "sdp": {"type": "offer", "sdp": await session.peer.offer()},
             "prompt": args.prompt or None,
             "enhance_prompt": False,
         },
     )
     if created.status_code != 201:
-        await pc.close()
+        await session.peer.close()
         return created.status_code
     session.url = f"/v1/realtime/sessions/{created.json()['session_id']}"
-    await pc.setRemoteDescription(RTCSessionDescription(created.json()["sdp"]["sdp"], "answer"))
-    install_marker_release(pc)
+    await session.peer.accept(created.json()["sdp"]["sdp"])
     return session
 
 
-async def read(track: MediaStreamTrack, session: Session) -> None:
-    with contextlib.suppress(MediaStreamError):
-        while True:
-            frame = await track.recv()
-            now = time.monotonic()
-            assert isinstance(frame, av.VideoFrame)
-            number = read_stamp(luma_top(frame))
-            sent = None if number is None else session.camera.sent_at.get(number)
-            if sent is not None:
-                session.received.append((now, number, now - sent))
-                session.streaming.set()
+def read(frame: av.VideoFrame, now: float, session: Session) -> None:
+    number = read_stamp(luma_top(frame))
+    sent = None if number is None else session.camera.sent_at.get(number)
+    if sent is not None:
+        session.received.append((now, number, now - sent))
+        session.streaming.set()
 
 
 def window(session: Session, start: float, end: float) -> dict[str, Any]:
@@ -231,7 +222,7 @@ async def client_main(args: argparse.Namespace) -> None:
                 for s in sessions:
                     with contextlib.suppress(httpx.HTTPError):
                         await http.delete(s.url)
-                    await s.pc.close()
+                    await s.peer.close()
                 print(json.dumps({}), flush=True)
                 return
             print(json.dumps(reply), flush=True)
