@@ -25,7 +25,7 @@ from framewire.api.bodies import (
     required_str,
 )
 from framewire.media.restart import answer_fragment
-from framewire.media.signaling import InvalidCandidate, parse_sdpfrag
+from framewire.media.signaling import MAX_TRICKLE_CANDIDATES, InvalidCandidate, parse_sdpfrag
 from framewire.sessions.record import SessionRecord, iso
 from framewire.sessions.service import SessionService
 
@@ -75,6 +75,13 @@ def offer_of(body: dict[str, Any]) -> str:
     if not isinstance(text, str) or not text.strip():
         raise errors.InvalidSdp("'sdp.sdp' must be a non-empty SDP string")
     return text
+
+
+def check_count(candidates: list[Any]) -> None:
+    if len(candidates) > MAX_TRICKLE_CANDIDATES:
+        raise errors.ContentTooLarge(
+            f"at most {MAX_TRICKLE_CANDIDATES} candidates per request, got {len(candidates)}"
+        )
 
 
 def events_of(request: Request, record: SessionRecord, token: str) -> dict[str, str]:
@@ -145,6 +152,7 @@ async def patch_session(session_id: str, request: Request, key: KeyId) -> Respon
             ufrag, pwd, candidates = parse_sdpfrag(text)
         except InvalidCandidate as exc:
             raise errors.InvalidCandidates(str(exc)) from exc
+        check_count(candidates)
         patched = await service.trickle(session_id, key, if_match, candidates, ufrag, pwd)
         if patched.answer_sdp is None:
             return Response(status_code=204, headers={"ETag": patched.etag})
@@ -165,6 +173,7 @@ async def patch_session(session_id: str, request: Request, key: KeyId) -> Respon
     candidates = body["candidates"]
     if not isinstance(candidates, list):
         raise errors.BadRequest("'candidates' must be an array")
+    check_count(candidates)
     patched = await service.trickle(session_id, key, if_match, candidates)
     return Response(status_code=204, headers={"ETag": patched.etag})
 

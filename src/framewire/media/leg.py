@@ -4,6 +4,7 @@ and sends the result back on the same connection."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -25,9 +26,18 @@ from framewire.media.frameloop import FrameStats, LatestFrameReader, ModelTrack,
 from framewire.media.gathering import TrickleGatherer, install_trickle
 from framewire.media.jitter import install_marker_release
 from framewire.media.restart import IceRestarter, RestartConflict
-from framewire.media.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
+from framewire.media.signaling import (
+    MAX_LEG_CANDIDATES,
+    PARSE_FAULTS,
+    InvalidOffer,
+    candidate_json,
+    check_offer,
+    parse_candidate,
+)
 from framewire.media.turn import TurnServer
 from framewire.models.base import Frame, FrameModel, ModelSpec
+
+log = logging.getLogger("framewire.media")
 
 
 class LegListener(Protocol):
@@ -99,6 +109,7 @@ class Leg:
         self._gatherers: list[TrickleGatherer] = []
         self._gathering_left = 0
         self._pending: list[dict[str, Any]] = []
+        self._remote_candidates = 0
         self.candidates_done = False
         self._reader: LatestFrameReader | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -136,7 +147,7 @@ class Leg:
         check_offer(offer_sdp)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-        except (ValueError, KeyError, IndexError) as exc:
+        except PARSE_FAULTS as exc:
             raise InvalidOffer(f"invalid SDP offer: {exc}") from exc
         except OperationError as exc:
             raise InvalidOffer(
@@ -153,7 +164,11 @@ class Leg:
         try:
             answer = await self._pc.createAnswer()
             await self._pc.setLocalDescription(answer)
-        except (ValueError, RuntimeError, OSError) as exc:
+        except PARSE_FAULTS as exc:
+            # aiortc trips over offers it accepted but cannot answer (an m-section without a
+            # direction, odd bundles): the offer's fault, found by fuzzing
+            raise InvalidOffer(f"the SDP offer cannot be answered: {exc!r}") from exc
+        except (RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
         install_marker_release(self._pc)
         install_bitrate_policy(
@@ -179,7 +194,7 @@ class Leg:
             answer = await self._restarter.answer(offer_sdp, rtc_ice_servers(self._ice_servers()))
         except InvalidOffer:
             raise
-        except (ValueError, KeyError, IndexError, OperationError) as exc:
+        except (*PARSE_FAULTS, OperationError) as exc:
             raise InvalidOffer(f"invalid SDP offer: {exc}") from exc
         except (RuntimeError, OSError, InvalidStateError) as exc:
             raise LegFailed(f"ICE restart failed: {exc}") from exc
@@ -268,6 +283,15 @@ class Leg:
     async def add_candidate(self, init: dict[str, Any] | None) -> None:
         """A remote candidate (RTCIceCandidateInit) or `None` for end-of-candidates."""
         candidate = None if init is None else parse_candidate(init)
+        if candidate is not None:
+            self._remote_candidates += 1
+            if self._remote_candidates > MAX_LEG_CANDIDATES:
+                # each candidate costs connectivity checks: past the bound they are ignored
+                if self._remote_candidates == MAX_LEG_CANDIDATES + 1:
+                    log.warning(
+                        "leg %s: over %d candidates, ignoring more", self.id, MAX_LEG_CANDIDATES
+                    )
+                return
         await self._pc.addIceCandidate(candidate)
 
     def set_prompt(self, prompt: str) -> None:
@@ -307,4 +331,12 @@ class Leg:
             self._reader.stop()
         for task in self._tasks:
             task.cancel()
-        await self._pc.close()
+        try:
+            await self._pc.close()
+        except AttributeError:
+            # aiortc's close assumes every transceiver got a transport; one an odd offer left
+            # without has none to stop: stop the others' transports here.
+            for transceiver in self._pc.getTransceivers():
+                if transceiver.receiver.transport is not None:
+                    await transceiver.receiver.transport.stop()
+                    await transceiver.receiver.transport.transport.stop()
