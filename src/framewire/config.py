@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)
     key_concurrency: int = Field(default=10, gt=0)
+    auth_failure_burst: int = Field(default=20, gt=0)
+    """Failed authentications (401) one source address may make at once ..."""
+    auth_failure_rate: float = Field(default=1.0, gt=0)
+    """... refilled at this many per second; beyond, 429 + Retry-After without a valid key."""
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -97,6 +97,10 @@ class TooManyStreams(FramewireError):
     status, slug, title = 429, "too-many-streams", "Too many event streams for this session"
 
 
+class TooManyFailedAuthentications(FramewireError):
+    status, slug, title = 429, "too-many-failed-authentications", "Too many failed authentications"
+
+
 class ServiceUnavailable(FramewireError):
     status, slug, title = 503, "service-unavailable", "Service temporarily unavailable"
 

@@ -17,6 +17,7 @@ from framewire import __version__
 from framewire.api import events, models, ops, problems, realtime, web
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
+from framewire.api.keyguard import FailureBudget, KeyGuard
 from framewire.config import Settings
 from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
@@ -116,6 +117,8 @@ def create_app(
     app.state.legs = legs
     app.state.sse_streams = Counter()
     problems.install(app)
+    budget = FailureBudget(settings.auth_failure_burst, settings.auth_failure_rate)
+    app.add_middleware(KeyGuard, keys=api_keys, budget=budget)
     for router in (realtime.router, events.router, leg_routes.router, models.router):
         app.include_router(router)
     app.include_router(ops.router)
