@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from framewire.api.app import create_app
+from framewire.api.connections import bounded_http
 from framewire.config import Settings
 from framewire.models.registry import ModelRegistry
 from framewire.state.memory import MemoryState
@@ -52,6 +53,7 @@ async def running(app: FastAPI) -> AsyncIterator[Running]:
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=2,
+        http=bounded_http(app.state.settings),
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())

@@ -17,9 +17,12 @@ SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.client.command")
 
 def serve(args: argparse.Namespace) -> int:
     from framewire.api.app import create_app
+    from framewire.api.connections import bounded_http
 
+    app = create_app()
     uvicorn.run(
-        create_app(),
+        app,
+        http=bounded_http(app.state.settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
