@@ -28,6 +28,8 @@ from av.frame import Frame
 
 _ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
 
+MIN_KEYFRAME_INTERVAL = 0.5
+"""Seconds between keyframes forced by the receiver's requests."""
 BITS_PER_PIXEL = 0.08
 """Target bits per pixel per frame: ~1.5 Mbit/s at 1280x720@20, fine for realtime VP8/H.264."""
 
@@ -105,11 +107,17 @@ class BitrateGovernor:
 
 class _Governed(Encoder):
     """Mixin for aiortc's encoders: the target bitrate is the governor's, not the last REMB's,
-    and every encoded frame's size is reported to it."""
+    and every encoded frame's size is reported to it. Keyframes the receiver asks for (PLI/FIR)
+    are made at most every MIN_KEYFRAME_INTERVAL: a PLI storm costs no more than that."""
 
     governor: BitrateGovernor
+    _forced_at = float("-inf")
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        if force_keyframe:
+            now = time.monotonic()
+            force_keyframe = now - self._forced_at >= MIN_KEYFRAME_INTERVAL
+            self._forced_at = now if force_keyframe else self._forced_at
         # The mixin always precedes a concrete aiortc encoder in the MRO.
         payloads, timestamp = super().encode(frame, force_keyframe)  # type: ignore[safe-super]
         self.governor.sent(sum(len(p) for p in payloads))

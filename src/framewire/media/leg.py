@@ -17,6 +17,7 @@ from aiortc import (
     RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
+    RTCTransportStats,
 )
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
@@ -67,6 +68,13 @@ class IceOptions:
     """Silence from the client after which its owner asks for an ICE restart."""
 
 
+MEDIA_STALL = 5.0
+"""Seconds of packets without a decoded video frame after which a connected leg ends (`error`)."""
+STALL_PACKET_RATE = 20.0
+"""Packets per second that count as the client still sending video (RTCP alone is ~1/s)."""
+STALL_CHECK_EVERY = 1.0
+
+
 class LegFailed(RuntimeError):
     """The peer connection could not be set up from a valid offer (seed 002: 500)."""
 
@@ -114,6 +122,7 @@ class Leg:
         self._reader: LatestFrameReader | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._watchdog: asyncio.Task[None] | None = None
+        self._stall_watch: asyncio.Task[None] | None = None
         self._closed = False
         self._ended = False
 
@@ -175,6 +184,7 @@ class Leg:
             self._pc, BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps)
         )
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_connect())
+        self._stall_watch = asyncio.get_running_loop().create_task(self._watch_stall())
         return str(self._pc.localDescription.sdp)
 
     def _ice_servers(self) -> list[dict[str, Any]]:
@@ -251,6 +261,36 @@ class Leg:
         if self._pc.connectionState not in ("connected", "closed"):
             self._end("ice_failure")
 
+    async def _watch_stall(self) -> None:
+        """A client whose packets keep coming while no video decodes (a stream it threw out of
+        sync, e.g. sequence numbers far ahead of SRTP's replay window, or one made of junk) ends
+        with `error` instead of sitting connected and frozen until the inactivity timeout."""
+        frames, packets, since = self.stats.frames_in, await self._packets_in(), time.monotonic()
+        while not self._ended:
+            await asyncio.sleep(STALL_CHECK_EVERY)
+            now_frames, now_packets = self.stats.frames_in, await self._packets_in()
+            if now_frames != frames or self._pc.connectionState != "connected":
+                frames, packets, since = now_frames, now_packets, time.monotonic()
+                continue
+            stalled = time.monotonic() - since
+            if stalled >= MEDIA_STALL and (now_packets - packets) / stalled >= STALL_PACKET_RATE:
+                log.warning(
+                    "leg %s: %d packets in %.1f s, no video decoded",
+                    self.id,
+                    now_packets - packets,
+                    stalled,
+                )
+                self._end("error")
+
+    async def _packets_in(self) -> int:
+        """Datagrams received on the leg's transports (SRTP, RTCP, DTLS), decodable or not."""
+        report = await self._pc.getStats()
+        return sum(
+            int(getattr(stats, "packetsReceived", 0))
+            for stats in report.values()
+            if isinstance(stats, RTCTransportStats)
+        )
+
     def _end(self, reason: str) -> None:
         if not self._ended and not self._closed:
             self._ended = True
@@ -321,8 +361,9 @@ class Leg:
         if self._closed:
             return
         self._closed = True
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        for watch in (self._watchdog, self._stall_watch):
+            if watch is not None:
+                watch.cancel()
         for gatherer in self._gatherers:
             await gatherer.close()
         if self._restarter is not None:
