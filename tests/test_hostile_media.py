@@ -14,6 +14,8 @@ import socket
 import sys
 import time
 
+from framewire.media.leg import MEDIA_STALL
+from tests.hostile import HostilePeer
 from tests.peers import ClientPeer
 from tests.servers import Running, framewire
 from tests.sessions import SESSIONS, open_session
@@ -146,3 +148,27 @@ async def test_junk_before_dtls_is_dropped() -> None:
         junk.close()
         assert (await http.delete(response.headers["location"])).status_code == 200
         await peer.close()
+
+
+async def test_a_leg_fed_only_undecodable_packets_ends_with_error() -> None:
+    """The client stops its real video and keeps sending 50 packets/s that never decode (RTP
+    that fails SRTP's check): its session ends with `error` within the 5 s stall bound, rather
+    than sitting connected and frozen until the inactivity timeout."""
+    async with framewire(inactivity_timeout=60.0) as server, server.client() as http:
+        session = await open_session(server, http)
+        await session.peer.wait_frames(10)
+        session.peer.pc.getSenders()[0].replaceTrack(None)
+        hostile = HostilePeer(session.peer)
+        started = time.monotonic()
+
+        async def junk() -> None:
+            while True:
+                await hostile.dtls.transport._send(b"\x80\x60" + os.urandom(300))
+                await asyncio.sleep(0.02)
+
+        sender = asyncio.ensure_future(junk())
+        end = await session.events.wait_for("generation_ended", timeout=20)
+        sender.cancel()
+        assert end.data["reason"] == "error"
+        assert time.monotonic() - started < MEDIA_STALL + 5
+        await session.close()

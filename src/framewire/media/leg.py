@@ -21,6 +21,7 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.stats import RTCInboundRtpStreamStats
 
 from framewire.media.codecs import BitratePolicy, install_bitrate_policy
 from framewire.media.frameloop import FrameStats, LatestFrameReader, ModelTrack, drain
@@ -71,7 +72,8 @@ class IceOptions:
 MEDIA_STALL = 5.0
 """Seconds of packets without a decoded video frame after which a connected leg ends (`error`)."""
 STALL_PACKET_RATE = 20.0
-"""Packets per second that count as the client still sending video (RTCP alone is ~1/s)."""
+"""Packets per second (audio aside) that count as the client still sending video (RTCP is
+~1/s)."""
 STALL_CHECK_EVERY = 1.0
 
 
@@ -283,13 +285,16 @@ class Leg:
                 self._end("error")
 
     async def _packets_in(self) -> int:
-        """Datagrams received on the leg's transports (SRTP, RTCP, DTLS), decodable or not."""
+        """Datagrams received on the leg's transports, decodable or not, except audio RTP: a
+        client that sends audio but no video is left to the inactivity timeout."""
         report = await self._pc.getStats()
-        return sum(
-            int(getattr(stats, "packetsReceived", 0))
-            for stats in report.values()
-            if isinstance(stats, RTCTransportStats)
-        )
+        total = audio = 0
+        for stats in report.values():
+            if isinstance(stats, RTCTransportStats):
+                total += stats.packetsReceived
+            elif isinstance(stats, RTCInboundRtpStreamStats) and stats.kind == "audio":
+                audio += stats.packetsReceived
+        return total - audio
 
     def _end(self, reason: str) -> None:
         if not self._ended and not self._closed:
