@@ -1,5 +1,5 @@
-"""Create latency with every core saturated by other processes (a busy loop per core) while
-sessions stream, with media threads niced (framewire's default) and not, alternating runs.
+"""Create latency while sessions stream, on idle cores and with every core saturated by other
+processes (a busy loop per core, same priority), alternating runs.
 
     python bench/contention.py [--runs 3] [--streams 3] [--creates 12]
 
@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from framewire.media import priority
 from tests.peers import ClientPeer
 from tests.servers import framewire
 from tests.sessions import SESSIONS, open_session
 from tests.test_contention import saturated_cores
 
 
-async def run(streams: int, creates: int) -> list[float]:
+async def run(streams: int, creates: int, saturate: bool) -> list[float]:
     async with framewire(max_sessions=streams + 2) as server, server.client() as http:
         sessions = [await open_session(server, http) for _ in range(streams)]
         for session in sessions:
@@ -30,7 +30,7 @@ async def run(streams: int, creates: int) -> list[float]:
         peers = [ClientPeer() for _ in range(creates)]
         offers = [await peer.offer() for peer in peers]
         took = []
-        with saturated_cores():
+        with saturated_cores() if saturate else contextlib.nullcontext():
             await asyncio.sleep(1.0)
             for offer in offers:
                 start = time.monotonic()
@@ -52,13 +52,12 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=3)
     parser.add_argument("--creates", type=int, default=12)
     args = parser.parse_args()
-    print(f"{'media threads':<16}{'median s':>10}{'p90 s':>10}{'max s':>10}")
+    print(f"{'cores':<16}{'median s':>10}{'p90 s':>10}{'max s':>10}")
     for _ in range(args.runs):
-        for nice in (0, 10):
-            priority.MEDIA_NICE = nice
-            took = sorted(asyncio.run(run(args.streams, args.creates)))
+        for saturate in (False, True):
+            took = sorted(asyncio.run(run(args.streams, args.creates, saturate)))
             p90 = took[int(0.9 * (len(took) - 1))]
-            label = f"nice +{nice}" if nice else "not niced"
+            label = "saturated" if saturate else "as they are"
             print(f"{label:<16}{statistics.median(took):>10.3f}{p90:>10.3f}{took[-1]:>10.3f}")
 
 

@@ -46,6 +46,7 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[Running]:
+    settings = getattr(app.state, "settings", None)  # framewire's bounds; a proxy has none
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -53,7 +54,7 @@ async def running(app: FastAPI) -> AsyncIterator[Running]:
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=2,
-        http=bounded_http(app.state.settings),
+        http=bounded_http(settings) if settings is not None else "auto",
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())

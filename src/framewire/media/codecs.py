@@ -26,8 +26,6 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from av.frame import Frame
 
-from framewire.media.priority import lower_thread_priority
-
 _ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
 
 MIN_KEYFRAME_INTERVAL = 0.5
@@ -116,7 +114,6 @@ class _Governed(Encoder):
     _forced_at = float("-inf")
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
-        lower_thread_priority()  # aiortc encodes in its executor's threads
         if force_keyframe:
             now = time.monotonic()
             force_keyframe = now - self._forced_at >= MIN_KEYFRAME_INTERVAL

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
-from framewire.media.priority import lower_thread_priority
 from framewire.models.base import Frame
 from framewire.models.registry import ModelRegistry
 
@@ -30,9 +29,7 @@ class Legs:
     def __init__(self, registry: ModelRegistry, ice: IceOptions, workers: int) -> None:
         self.registry = registry
         self.ice = ice
-        self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="model", initializer=lower_thread_priority
-        )
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
         self._legs: dict[str, Leg] = {}
         self._reserved = 0
 
