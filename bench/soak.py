@@ -115,11 +115,19 @@ async def one_session(http: httpx.AsyncClient, hold: float) -> dict[str, Any] | 
         first = time.monotonic()
         await asyncio.sleep(hold)
         deleted = time.monotonic()
-        summary: dict[str, Any] = (await http.delete(response.headers["location"])).json()
+        summary: dict[str, Any] = (await delete(http, response.headers["location"])).json()
         summary["client_seconds"] = deleted - first
         return summary
     finally:
         await peer.close()
+
+
+async def delete(http: httpx.AsyncClient, url: str) -> httpx.Response:
+    """DELETE (idempotent), once more if the keep-alive connection closed under the request."""
+    try:
+        return await http.delete(url)
+    except httpx.RemoteProtocolError:
+        return await http.delete(url)
 
 
 async def slot(
