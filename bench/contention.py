@@ -10,24 +10,63 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+from soak import Peer  # bench/soak.py (this script's folder is on sys.path)
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.peers import ClientPeer
-from tests.servers import framewire
-from tests.sessions import SESSIONS, open_session
-from tests.test_contention import saturated_cores
+from framewire.api.app import create_app
+from framewire.config import Settings
+from framewire.run.embedded import serving
+
+KEY = "bench-key"
+SESSIONS = "/v1/realtime/sessions"
+
+
+@contextlib.contextmanager
+def saturated_cores() -> Iterator[None]:
+    """A busy loop per core, in processes of their own, at the server's priority."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+async def streaming(http: httpx.AsyncClient) -> Peer:
+    peer = Peer()
+    offer = await peer.offer()
+    response = await http.post(
+        SESSIONS, json={"model": "passthrough", "sdp": {"type": "offer", "sdp": offer}}
+    )
+    assert response.status_code == 201, response.text
+    await peer.accept(response.json()["sdp"]["sdp"])
+    await asyncio.wait_for(peer.first_frame.wait(), 20)
+    return peer
 
 
 async def run(streams: int, creates: int, saturate: bool) -> list[float]:
-    async with framewire(max_sessions=streams + 2) as server, server.client() as http:
-        sessions = [await open_session(server, http) for _ in range(streams)]
-        for session in sessions:
-            await session.peer.wait_frames(10)
-        peers = [ClientPeer() for _ in range(creates)]
+    settings = Settings(
+        api_keys={KEY: None}, ice_interfaces=["127.0.0.1"], max_sessions=streams + 2
+    )
+    async with (
+        serving(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, headers={"x-api-key": KEY}, timeout=30) as http,
+    ):
+        sessions = [await streaming(http) for _ in range(streams)]
+        peers = [Peer() for _ in range(creates)]
         offers = [await peer.offer() for peer in peers]
         took = []
         with saturated_cores() if saturate else contextlib.nullcontext():
@@ -39,10 +78,8 @@ async def run(streams: int, creates: int, saturate: bool) -> list[float]:
                 )
                 took.append(time.monotonic() - start)
                 await http.delete(response.headers["location"])
-        for peer in peers:
+        for peer in peers + sessions:
             await peer.close()
-        for session in sessions:
-            await session.close()
     return took
 
 

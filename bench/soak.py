@@ -27,12 +27,14 @@ from typing import Any
 
 import httpx
 import uvicorn
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from framewire.api.app import create_app
 from framewire.api.connections import bounded_http
 from framewire.config import Settings
-from tests.peers import ClientPeer
+from framewire.media.gathering import install_trickle
 
 KEY = "soak-key"
 CREDIT = 1_000_000.0
@@ -95,13 +97,50 @@ def serve(port: int) -> None:
 # --- the clients --------------------------------------------------------------------------
 
 
+class Peer:
+    """A client: sends aiortc's synthetic video, gathers on loopback, counts frames back."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTrack(VideoStreamTrack())
+        self.received = 0
+        self.first_frame = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._reader = asyncio.ensure_future(self._read(track))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await track.recv()
+                self.received += 1
+                self.first_frame.set()
+        except MediaStreamError:
+            pass
+
+    async def offer(self) -> str:
+        install_trickle(self.pc, ["127.0.0.1"], None, lambda gatherer, candidate: None)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, answer: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self.pc.close()
+
+
 def seconds_between(start: str, end: str) -> float:
     parse = datetime.fromisoformat
     return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
 
 
 async def one_session(http: httpx.AsyncClient, hold: float) -> dict[str, Any] | None:
-    peer = ClientPeer()
+    peer = Peer()
     try:
         offer = await peer.offer()
         response = await http.post(
@@ -111,7 +150,7 @@ async def one_session(http: httpx.AsyncClient, hold: float) -> dict[str, Any] | 
             return None
         assert response.status_code == 201, response.text
         await peer.accept(response.json()["sdp"]["sdp"])
-        await peer.wait_frames(1)
+        await asyncio.wait_for(peer.first_frame.wait(), 20)
         first = time.monotonic()
         await asyncio.sleep(hold)
         deleted = time.monotonic()
@@ -153,6 +192,17 @@ class Server:
             sys.executable, __file__, "--serve", str(self.port), stdout=asyncio.subprocess.PIPE
         )
 
+    async def settled_census(self) -> dict[str, float]:
+        """A census once threads and fds stop changing (closing peers' threads exit late)."""
+        last = await self.census()
+        for _ in range(15):
+            await asyncio.sleep(1.0)
+            now = await self.census()
+            if all(now[n] == last[n] for n in ("asyncio_tasks", "threads", "fds")):
+                return now
+            last = now
+        return last
+
     async def census(self) -> dict[str, float]:
         self.process.send_signal(signal.SIGUSR1)  # type: ignore[attr-defined]
         line = await asyncio.wait_for(self.process.stdout.readline(), 10)  # type: ignore[attr-defined]
@@ -193,7 +243,7 @@ async def soak(args: argparse.Namespace) -> int:
         until = time.monotonic() + args.warmup
         await asyncio.gather(*(slot(http, until, quick, warm) for _ in range(capacity)))
         await settle(http, capacity)
-        start = await server.census()
+        start = await server.settled_census()
         summaries: list[dict[str, Any]] = []
         middle: dict[str, float] = {}
         began = time.monotonic()
@@ -201,9 +251,9 @@ async def soak(args: argparse.Namespace) -> int:
             until = began + args.duration * half / 2
             await asyncio.gather(*(slot(http, until, args, summaries) for _ in range(capacity)))
             await settle(http, capacity)
-            middle = middle or await server.census()
+            middle = middle or await server.settled_census()
         held = time.monotonic() - began
-        end = await server.census()
+        end = await server.settled_census()
     server.process.terminate()  # type: ignore[attr-defined]
     await server.process.wait()  # type: ignore[attr-defined]
     return report(args, capacity, held, (start, middle, end), summaries)

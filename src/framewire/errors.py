@@ -74,7 +74,7 @@ class UnsupportedMediaType(FramewireError):
 
 
 class Unprocessable(FramewireError):
-    status, slug, title = 422, "invalid-request", "Semantically invalid request"
+    status, slug, title = 422, "invalid-request", "Invalid value in the request"
 
 
 class UnsupportedModel(FramewireError):
@@ -115,3 +115,7 @@ class UpstreamFailed(FramewireError):
 
 class NotImplementedYet(FramewireError):
     status, slug, title = 501, "not-implemented", "Not implemented"
+
+
+class OwnerUnreachable(ServiceUnavailable):
+    """The instance that owns a session did not answer a command in time."""
