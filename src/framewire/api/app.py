@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI
 
 from framewire import __version__
-from framewire.api import events, models, ops, problems, realtime, web
+from framewire.api import events, ice, models, ops, problems, realtime, web
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.api.keyguard import FailureBudget, KeyGuard
 from framewire.config import Settings
 from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
+from framewire.media.network import host_sockets
 from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.models.catalog import Catalog, load_catalog
 from framewire.models.registry import ModelRegistry
@@ -68,6 +69,7 @@ def create_app(
         for kid, credit in api_keys.credits():
             await shared.accounts.ensure(kid, credit)
         await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+        await legs.ice.sockets.start()
         loop = asyncio.get_running_loop()
         periodic = [
             loop.create_task(every(HEARTBEAT_EVERY, "heartbeat", heartbeat)),
@@ -96,6 +98,7 @@ def create_app(
     app.add_middleware(KeyGuard, keys=api_keys, budget=budget)
     for router in (realtime.router, events.router, leg_routes.router, models.router):
         app.include_router(router)
+    app.include_router(ice.router)
     app.include_router(ops.router)
     app.include_router(web.router)
     return app
@@ -114,6 +117,7 @@ def open_legs(settings: Settings, registry: ModelRegistry) -> Legs:
             ),
             restart_timeout=settings.ice_restart_timeout,
             disconnect_grace=settings.ice_disconnect_grace,
+            sockets=host_sockets(settings),
         ),
         workers=max(1, os.cpu_count() or 1),
     )

@@ -26,7 +26,7 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from av.frame import Frame
 
-_ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
+from framewire.media import internals as private
 
 MIN_KEYFRAME_INTERVAL = 0.5
 """Seconds between keyframes forced by the receiver's requests."""
@@ -144,7 +144,7 @@ class GovernedVp8Encoder(_Governed, Vp8Encoder):
 
     def _rate_settled(self) -> None:
         # The stock encoder also reads its private copy (the rate-control buffer size).
-        self._Vp8Encoder__target_bitrate = self.governor.applied
+        private.VP8_TARGET_BITRATE.set(self, self.governor.applied)
 
 
 class GovernedH264Encoder(_Governed, H264Encoder):
@@ -165,13 +165,13 @@ def install_bitrate_policy(pc: RTCPeerConnection, policy: BitratePolicy) -> list
     governors = []
     for transceiver in pc.getTransceivers():
         sender = transceiver.sender
-        codecs = transceiver._codecs
+        codecs = private.TRANSCEIVER_CODECS.get(transceiver)
         if transceiver.kind != "video" or sender.track is None or not codecs:
             continue
         make = _ENCODERS.get(codecs[0].mimeType.lower())
         if make is None:
             continue
         governor = BitrateGovernor(policy)
-        setattr(sender, _ENCODER_ATTRIBUTE, make(governor))
+        private.SENDER_ENCODER.set(sender, make(governor))
         governors.append(governor)
     return governors
