@@ -10,12 +10,14 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from framewire import errors
 from framewire.api.auth import ApiKeys
 from framewire.api.problems import problem
+from framewire.config import Settings
 
 MAX_SOURCES = 10_000
 """Source addresses remembered at once; the least recently failing are forgotten first."""
@@ -107,3 +109,8 @@ def too_many(wait: int) -> errors.FramewireError:
         f"retry in {wait} s",
         headers={"Retry-After": str(wait)},
     )
+
+
+def install(app: FastAPI, keys: ApiKeys, settings: Settings) -> None:
+    budget = FailureBudget(settings.auth_failure_burst, settings.auth_failure_rate)
+    app.add_middleware(KeyGuard, keys=keys, budget=budget)
