@@ -95,7 +95,7 @@ async def test_malformed_media_and_feedback_storms_hurt_no_one_else() -> None:
         clock.stop()
         for calm, attacked, _ in rounds:
             assert attacked >= 0.95 * calm
-        assert rounds[1][2] < 40, "memory kept growing in the second round"
+        assert rounds[1][2] < 64, "memory kept growing in the second round"
         await bystander.close()
 
 
