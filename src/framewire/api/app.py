@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI
 
 from framewire import __version__
-from framewire.api import events, ice, models, ops, problems, realtime, web
+from framewire.api import events, ice, keyguard, models, ops, problems, realtime, web
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.config import Settings
@@ -94,9 +94,9 @@ def create_app(
     app.state.legs = legs
     app.state.sse_streams = Counter()
     problems.install(app)
-    for router in (realtime.router, events.router, leg_routes.router, models.router):
+    keyguard.install(app, api_keys, settings)
+    for router in (realtime.router, events.router, leg_routes.router, models.router, ice.router):
         app.include_router(router)
-    app.include_router(ice.router)
     app.include_router(ops.router)
     app.include_router(web.router)
     return app
