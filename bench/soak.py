@@ -27,14 +27,14 @@ from typing import Any
 
 import httpx
 import uvicorn
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc import VideoStreamTrack
+from av import VideoFrame
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from framewire.api.app import create_app
 from framewire.api.connections import bounded_http
 from framewire.config import Settings
-from framewire.rtc.gathering import install_trickle
+from framewire.rtc.peer import Peer
 
 KEY = "soak-key"
 CREDIT = 1_000_000.0
@@ -97,41 +97,18 @@ def serve(port: int) -> None:
 # --- the clients --------------------------------------------------------------------------
 
 
-class Peer:
-    """A client: sends aiortc's synthetic video, gathers on loopback, counts frames back."""
+class Client(Peer):
+    """A client (framewire.rtc.peer, the Python client's peer): sends aiortc's synthetic video,
+    gathers on loopback, counts frames back."""
 
     def __init__(self) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.pc.addTrack(VideoStreamTrack())
+        super().__init__(VideoStreamTrack(), self._count, interfaces=["127.0.0.1"])
         self.received = 0
         self.first_frame = asyncio.Event()
-        self._reader: asyncio.Task[None] | None = None
-        self.pc.on("track", self._on_track)
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        self._reader = asyncio.ensure_future(self._read(track))
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                await track.recv()
-                self.received += 1
-                self.first_frame.set()
-        except MediaStreamError:
-            pass
-
-    async def offer(self) -> str:
-        install_trickle(self.pc, ["127.0.0.1"], None, lambda gatherer, candidate: None)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        return str(self.pc.localDescription.sdp)
-
-    async def accept(self, answer: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-        await self.pc.close()
+    def _count(self, frame: VideoFrame, at: float) -> None:
+        self.received += 1
+        self.first_frame.set()
 
 
 def seconds_between(start: str, end: str) -> float:
@@ -140,7 +117,7 @@ def seconds_between(start: str, end: str) -> float:
 
 
 async def one_session(http: httpx.AsyncClient, hold: float) -> dict[str, Any] | None:
-    peer = Peer()
+    peer = Client()
     try:
         offer = await peer.offer()
         response = await http.post(
