@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)
     key_concurrency: int = Field(default=10, gt=0)
+    webhook_url: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Receivers of the usage webhooks (comma-separated); none: no webhooks."""
+    webhook_secret: str | None = None
+    """`whsec_` + base64 key that signs every webhook (Standard Webhooks)."""
+    webhook_retry_for: float = Field(default=3600.0, gt=0)
+    """Seconds a webhook is retried (exponential backoff) before it is dropped."""
+    webhook_backoff: float = Field(default=5.0, gt=0)
+    """Seconds before a webhook's first retry; each further retry waits twice as long."""
+    drain_timeout: float = Field(default=30.0, ge=0)
+    """Seconds running sessions may continue after SIGTERM before the server ends them."""
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -62,7 +72,7 @@ class Settings(BaseSettings):
             keys[key.strip()] = float(credit) if sep else None
         return keys
 
-    @field_validator("blocked_terms", "ice_interfaces", "turn_urls", mode="before")
+    @field_validator("blocked_terms", "ice_interfaces", "turn_urls", "webhook_url", mode="before")
     @classmethod
     def _parse_csv(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -73,6 +83,12 @@ class Settings(BaseSettings):
     def _turn_needs_secret(self) -> Settings:
         if self.turn_urls and not self.turn_secret:
             raise ValueError("FRAMEWIRE_TURN_URLS needs FRAMEWIRE_TURN_SECRET")
+        return self
+
+    @model_validator(mode="after")
+    def _webhooks_need_secret(self) -> Settings:
+        if self.webhook_url and not (self.webhook_secret or "").startswith("whsec_"):
+            raise ValueError("FRAMEWIRE_WEBHOOK_URL needs FRAMEWIRE_WEBHOOK_SECRET (whsec_...)")
         return self
 
     @field_validator("ice_servers", mode="before")

@@ -21,11 +21,14 @@ from framewire.config import Settings
 from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
 from framewire.media.turn import TURN_TTL_MARGIN, turn_server
+from framewire.metrics import Metrics
 from framewire.models.registry import ModelRegistry
 from framewire.policy.enhance import KeywordEnhancer
 from framewire.policy.moderation import DefaultModerator
+from framewire.sessions.lifecycle import Lifecycle
 from framewire.sessions.service import Limits, Ports, SessionService
 from framewire.sessions.tokens import EventTokens
+from framewire.sessions.webhooks import Usage, WebhookSender
 from framewire.state.memory import MemoryState
 from framewire.state.redis import RedisState
 
@@ -34,6 +37,8 @@ HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TTL = 10.0
 SWEEP_EVERY = 2.0
 """Seconds between looks for instances whose heartbeat expired (owner death)."""
+WEBHOOK_FLUSH = 5.0
+"""Seconds a stopping instance keeps delivering due webhooks (the rest stay in the outbox)."""
 
 
 def create_app(
@@ -51,6 +56,7 @@ def create_app(
     redis = RedisState(settings.redis_url) if state is None and settings.redis_url else None
     state = state or redis or MemoryState()
     registry = registry or ModelRegistry.default()
+    metrics = Metrics(settings.instance_id)
     legs = Legs(
         registry,
         IceOptions(
@@ -65,7 +71,16 @@ def create_app(
             disconnect_grace=settings.ice_disconnect_grace,
         ),
         workers=max(1, os.cpu_count() or 1),
+        metrics=metrics,
     )
+    sender = WebhookSender(
+        state.outbox,
+        settings.webhook_secret or "",
+        settings.webhook_retry_for,
+        settings.webhook_backoff,
+        lambda outcome: metrics.webhooks.labels(settings.instance_id, outcome).inc(),
+    )
+    usage = Usage(state.outbox, settings.webhook_url, sender.wake)
     api_keys = ApiKeys(settings.api_keys)
     service = SessionService(
         settings.instance_id,
@@ -82,7 +97,11 @@ def create_app(
             inactivity_timeout=settings.inactivity_timeout,
             retention=settings.session_retention,
         ),
+        Lifecycle(usage, metrics),
+        metrics,
     )
+    metrics.gauge("framewire_sessions_active", "Sessions this instance owns", service.live.__len__)
+    metrics.gauge("framewire_legs_open", "WebRTC legs open here", lambda: len(legs.all()))
 
     async def heartbeat() -> None:
         await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
@@ -98,12 +117,14 @@ def create_app(
             loop.create_task(every(SWEEP_EVERY, "orphan sweep", service.sweep_orphans)),
         ]
         await service.start()
+        sender.start()
         try:
             yield
         finally:
             for task in periodic:
                 task.cancel()
             await service.stop()
+            await sender.stop(flush=WEBHOOK_FLUSH)
             await legs.close_all()
             if redis is not None:
                 await redis.close()
@@ -115,6 +136,7 @@ def create_app(
     app.state.sessions = service
     app.state.legs = legs
     app.state.sse_streams = Counter()
+    app.state.metrics = metrics
     problems.install(app)
     for router in (realtime.router, events.router, leg_routes.router, models.router):
         app.include_router(router)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from framewire.metrics import Metrics
 from framewire.sessions.service import SessionService
 
 router = APIRouter(tags=["ops"])
@@ -20,9 +21,10 @@ async def healthz(request: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     service: SessionService = request.app.state.sessions
     free = service.limits.max_sessions - len(service.legs.all())
-    ready = free > 0
+    status = "draining" if service.draining else "ready" if free > 0 else "full"
+    ready = status == "ready"
     return JSONResponse(
-        {"status": "ready" if ready else "full", "free_sessions": max(0, free)},
+        {"status": status, "free_sessions": 0 if service.draining else max(0, free)},
         status_code=200 if ready else 503,
         headers={} if ready else {"Retry-After": "5"},
     )
@@ -30,24 +32,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    service: SessionService = request.app.state.sessions
-    registry = CollectorRegistry()
-    labels = ["instance_id"]
-    instance = request.app.state.instance_id
-    gauges = {
-        "framewire_sessions_active": "Sessions this instance owns",
-        "framewire_legs_open": "WebRTC legs open on this instance",
-        "framewire_frames_in_total": "Inbound video frames over open legs",
-        "framewire_frames_out_total": "Model frames sent over open legs",
-        "framewire_frames_dropped_total": "Inbound frames dropped (latest-frame-wins)",
-    }
-    made = {name: Gauge(name, doc, labels, registry=registry) for name, doc in gauges.items()}
-    legs = service.legs.all()
-    made["framewire_sessions_active"].labels(instance).set(len(service.live))
-    made["framewire_legs_open"].labels(instance).set(len(legs))
-    made["framewire_frames_in_total"].labels(instance).set(sum(x.stats.frames_in for x in legs))
-    made["framewire_frames_out_total"].labels(instance).set(sum(x.stats.frames_out for x in legs))
-    made["framewire_frames_dropped_total"].labels(instance).set(
-        sum(x.stats.frames_dropped for x in legs)
-    )
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    """The instance's collectors, registered once when the app was built (counters never go
+    down when a session ends)."""
+    collected: Metrics = request.app.state.metrics
+    return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

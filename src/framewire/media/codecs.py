@@ -26,6 +26,8 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from av.frame import Frame
 
+from framewire.media.keyframes import is_keyframe
+
 _ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
 
 BITS_PER_PIXEL = 0.08
@@ -108,11 +110,17 @@ class _Governed(Encoder):
     and every encoded frame's size is reported to it."""
 
     governor: BitrateGovernor
+    mime: str
+    on_encoded: Callable[[float, bool], None] | None = None
+    """Told each frame's encode time (seconds) and whether it was a keyframe (codec thread)."""
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        started = time.perf_counter()
         # The mixin always precedes a concrete aiortc encoder in the MRO.
         payloads, timestamp = super().encode(frame, force_keyframe)  # type: ignore[safe-super]
         self.governor.sent(sum(len(p) for p in payloads))
+        if self.on_encoded is not None:
+            self.on_encoded(time.perf_counter() - started, is_keyframe(self.mime, payloads))
         return payloads, timestamp
 
     @property
@@ -129,6 +137,8 @@ class _Governed(Encoder):
 
 
 class GovernedVp8Encoder(_Governed, Vp8Encoder):
+    mime = "video/vp8"
+
     def __init__(self, governor: BitrateGovernor) -> None:
         super().__init__()
         self.governor = governor
@@ -140,6 +150,8 @@ class GovernedVp8Encoder(_Governed, Vp8Encoder):
 
 
 class GovernedH264Encoder(_Governed, H264Encoder):
+    mime = "video/h264"
+
     def __init__(self, governor: BitrateGovernor) -> None:
         super().__init__()
         self.governor = governor
@@ -151,7 +163,11 @@ _ENCODERS: dict[str, Callable[[BitrateGovernor], _Governed]] = {
 }
 
 
-def install_bitrate_policy(pc: RTCPeerConnection, policy: BitratePolicy) -> list[BitrateGovernor]:
+def install_bitrate_policy(
+    pc: RTCPeerConnection,
+    policy: BitratePolicy,
+    on_encoded: Callable[[float, bool], None] | None = None,
+) -> list[BitrateGovernor]:
     """Give each video sender of `pc` an encoder governed by `policy`, for the codec the
     negotiation chose. Call after the local description is set, before media flows."""
     governors = []
@@ -164,6 +180,8 @@ def install_bitrate_policy(pc: RTCPeerConnection, policy: BitratePolicy) -> list
         if make is None:
             continue
         governor = BitrateGovernor(policy)
-        setattr(sender, _ENCODER_ATTRIBUTE, make(governor))
+        encoder = make(governor)
+        encoder.on_encoded = on_encoded
+        setattr(sender, _ENCODER_ATTRIBUTE, encoder)
         governors.append(governor)
     return governors

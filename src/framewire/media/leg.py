@@ -25,8 +25,10 @@ from framewire.media.frameloop import FrameStats, LatestFrameReader, ModelTrack,
 from framewire.media.gathering import TrickleGatherer, install_trickle
 from framewire.media.jitter import install_marker_release
 from framewire.media.restart import IceRestarter, RestartConflict
+from framewire.media.rtcstats import RateMeter, transport_stats
 from framewire.media.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
 from framewire.media.turn import TurnServer
+from framewire.metrics import Metrics
 from framewire.models.base import Frame, FrameModel, ModelSpec
 
 
@@ -78,11 +80,13 @@ class Leg:
         model: FrameModel,
         executor: Executor,
         ice: IceOptions,
+        metrics: Metrics | None = None,
     ) -> None:
         self.id = leg_id
         self.spec = spec
         self.created_at = time.time()
-        self.stats = FrameStats()
+        self.stats = FrameStats(metrics)
+        self._rates = RateMeter()
         self.owner: str | None = None
         """Key id of the API key that opened a bare leg; None for a session's leg."""
         self._listener: LegListener | None = None
@@ -157,7 +161,9 @@ class Leg:
             raise LegFailed(f"answer generation failed: {exc}") from exc
         install_marker_release(self._pc)
         install_bitrate_policy(
-            self._pc, BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps)
+            self._pc,
+            BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps),
+            self.stats.encoded,
         )
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_connect())
         return str(self._pc.localDescription.sdp)
@@ -282,6 +288,12 @@ class Leg:
         if last is None:
             return time.time() - self.created_at
         return time.monotonic() - last
+
+    async def media_stats(self) -> dict[str, Any]:
+        """The frame loop's counters and rates with the transport's (GET session `stats`)."""
+        if self._closed:
+            return self.stats.snapshot()
+        return {**self.stats.snapshot(), **await transport_stats(self._pc, self._rates)}
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
+from framewire.metrics import Metrics
 from framewire.models.base import Frame
 from framewire.models.registry import ModelRegistry
 
@@ -23,15 +24,31 @@ class CapacityFull(RuntimeError):
         super().__init__(f"this instance is at its limit of {limit} sessions and legs")
 
 
+class ShuttingDown(CapacityFull):
+    """This instance is draining before it stops: it opens no more legs."""
+
+    def __init__(self, limit: int) -> None:
+        RuntimeError.__init__(self, "this instance is shutting down; try another one")
+
+
 class Legs:
     """Creates, finds and closes legs; owns the worker threads models run in."""
 
-    def __init__(self, registry: ModelRegistry, ice: IceOptions, workers: int) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        ice: IceOptions,
+        workers: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.registry = registry
         self.ice = ice
+        self.metrics = metrics
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
         self._legs: dict[str, Leg] = {}
         self._reserved = 0
+        self.draining = False
+        """Set at shutdown: `reserve` refuses every new leg."""
 
     async def open(
         self,
@@ -59,6 +76,7 @@ class Legs:
             model,
             self._executor,
             self.ice,
+            self.metrics,
         )
         leg.owner = owner
         if listener is not None:
@@ -88,6 +106,8 @@ class Legs:
     def reserve(self, limit: int) -> Iterator[None]:
         """Hold a place for a leg being set up (across the awaits before `open` returns), so
         concurrent requests cannot overrun `limit`. Raises CapacityFull when none is left."""
+        if self.draining:
+            raise ShuttingDown(limit)
         if self.count() >= limit:
             raise CapacityFull(limit)
         self._reserved += 1

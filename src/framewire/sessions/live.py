@@ -14,6 +14,7 @@ from typing import Any
 from framewire import errors
 from framewire.media.leg import Leg
 from framewire.sessions.icewatch import IceWatch
+from framewire.sessions.lifecycle import Lifecycle
 from framewire.sessions.record import SessionRecord
 from framewire.state.base import Accounts, EventLog, SessionStore
 
@@ -22,15 +23,23 @@ OUTBOX_LIMIT = 10_000
 APPEND_ATTEMPTS = 3
 APPEND_BACKOFF = 0.2
 END_PROBLEMS = {
-    reason: {"type": errors.PROBLEM_BASE + slug, "title": title, "detail": detail, "status": 500}
-    for reason, slug, title, detail in (
-        ("error", "generation-failed", "Generation failed", "the session ended on a server fault"),
+    reason: {"type": errors.PROBLEM_BASE + slug, "title": title, "detail": detail, "status": status}
+    for reason, slug, title, detail, status in (
+        (
+            "error",
+            "generation-failed",
+            "Generation failed",
+            "the session ended on a server fault",
+            500,
+        ),
         (
             "moderation_violation",
             "moderation-violation",
             "Stream rejected by moderation",
             "the video stream violated the content policy",
+            500,
         ),
+        ("shutdown", "server-shutdown", "Server shutting down", "the server is shutting down", 503),
     )
 }
 """Ends that are the server's verdict also send an `error` event (a problem) before the end."""
@@ -58,8 +67,10 @@ class LiveSession:
         timings: Timings,
         on_closed: Callable[[LiveSession], Awaitable[None]],
         ice_servers: Callable[[], list[dict[str, Any]]] = list,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.record = record
+        self._lifecycle = lifecycle or Lifecycle()
         self.leg = leg
         self._store = store
         self._events = events
@@ -73,6 +84,7 @@ class LiveSession:
         self._next_tick: float | None = None
         self._credit_deadline: float | None = None
         self._ending: asyncio.Task[SessionRecord] | None = None
+        self._started: asyncio.Task[None] | None = None
         self._charging: asyncio.Future[float | None] | None = None
         self.balance_at_start: float | None = None
         """The key's balance when the session was created; bounds the first charge."""
@@ -134,11 +146,15 @@ class LiveSession:
         if self.balance_at_start is not None:
             self._credit_deadline = now + self.balance_at_start
         self.publish("generation_started", {})
-        asyncio.get_running_loop().create_task(self._persist())
+        self._started = asyncio.get_running_loop().create_task(self._on_started())
         self._wake()
 
     def on_ended(self, reason: str) -> None:
         self.end_soon(reason)
+
+    async def _on_started(self) -> None:
+        await self._persist()
+        await self._lifecycle.started(self.record)
 
     async def _persist(self) -> None:
         await self._store.put(self.record.session_id, self.record.to_dict())
@@ -264,5 +280,6 @@ class LiveSession:
             await self._outbox.put(None)
             await self._writer
             await self._on_closed(self)
+            await self._lifecycle.ended(record)
         await self._events.expire(record.session_id, self._timings.retention)
         return record

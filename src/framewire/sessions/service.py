@@ -6,6 +6,8 @@ instance owns the session's leg, forwards the operation over the command bus."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -16,15 +18,21 @@ from framewire.media.leg import Leg, LegFailed
 from framewire.media.legs import CapacityFull, Legs
 from framewire.media.restart import RestartConflict, with_ice_credentials
 from framewire.media.signaling import InvalidCandidate, InvalidOffer, parse_candidate
+from framewire.metrics import Metrics
 from framewire.models.base import Frame
 from framewire.models.registry import UnknownModel
 from framewire.policy import base as policy
+from framewire.sessions.lifecycle import Lifecycle
 from framewire.sessions.live import END_PROBLEMS, LiveSession, Timings
 from framewire.sessions.record import SessionRecord
 from framewire.sessions.tokens import EventTokens
 from framewire.state.base import Accounts, CommandBus, EventLog, Heartbeats, Record, SessionStore
 
+log = logging.getLogger("framewire.sessions")
 COMMAND_TIMEOUT = 10.0
+SHUTDOWN = "shutdown"
+"""The end reason of sessions still running when a draining server stops."""
+DRAIN_POLL = 0.5
 ORPHAN_CLAIM_TTL = 60.0
 """Seconds one instance holds the right to settle a dead owner's session."""
 ORPHAN_POLL = 0.1
@@ -80,8 +88,13 @@ class SessionService:
         enhancer: policy.PromptEnhancer,
         tokens: EventTokens,
         limits: Limits,
+        lifecycle: Lifecycle | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.instance_id = instance_id
+        self.metrics = metrics
+        self.lifecycle = lifecycle or Lifecycle()
+        self._hurry = asyncio.Event()
         self.ports = ports
         self.legs = legs
         self.moderator = moderator
@@ -95,9 +108,31 @@ class SessionService:
         await self.ports.commands.serve(self.instance_id, self._handle_command)
 
     async def stop(self) -> None:
-        """End every session this instance owns (reason `error`: the server went away)."""
-        await asyncio.gather(*(s.end("error") for s in list(self.live.values())))
+        """End every session this instance still owns (reason `shutdown`)."""
+        self.legs.draining = True
+        await asyncio.gather(*(s.end(SHUTDOWN) for s in list(self.live.values())))
         await self.ports.commands.stop()
+
+    @property
+    def draining(self) -> bool:
+        return self.legs.draining
+
+    async def drain(self, timeout: float) -> None:
+        """Graceful shutdown: admit nothing more, let running sessions go on for up to `timeout`
+        seconds (or until `hurry`), then end the rest with reason `shutdown`."""
+        self.legs.draining = True
+        log.warning("draining: %d sessions may run for up to %.0f s", len(self.live), timeout)
+        deadline = time.monotonic() + timeout
+        while self.live and not self._hurry.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), min(DRAIN_POLL, timeout))
+        if self.live:
+            log.warning("ending %d sessions: the server is shutting down", len(self.live))
+        await asyncio.gather(*(s.end(SHUTDOWN) for s in list(self.live.values())))
+
+    def hurry(self) -> None:
+        """A second signal: end the drain now."""
+        self._hurry.set()
 
     # content ----------------------------------------------------------------------------
 
@@ -184,10 +219,12 @@ class SessionService:
             ),
             self._closed,
             ice_servers=lambda: self.ice_servers(record),
+            lifecycle=self.lifecycle,
         )
         live.balance_at_start = balance
         self.live[record.session_id] = live
         await self.ports.sessions.put(record.session_id, record.to_dict())
+        await self.lifecycle.created(record)
         live.start()
         return Created(record, answer, self.event_token(record))
 
@@ -288,6 +325,7 @@ class SessionService:
             record.session_id, "generation_ended", {"seconds": record.seconds, "reason": "error"}
         )
         await self.ports.events.expire(record.session_id, self.limits.retention)
+        await self.lifecycle.ended(record)
         return record
 
     async def _last_tick(self, session_id: str) -> float:
@@ -330,11 +368,15 @@ class SessionService:
         }
         live = self.live.get(record.session_id)
         if live is not None:
-            body["stats"] = live.leg.stats.snapshot()
             body["connection_state"] = live.leg.connection_state
         if record.ended:
             body["summary"] = record.summary()
         return body
+
+    async def media_stats(self, session_id: str) -> dict[str, Any] | None:
+        """The live leg's media figures when this instance owns the session, else None."""
+        live = self.live.get(session_id)
+        return None if live is None else await live.leg.media_stats()
 
     # control ----------------------------------------------------------------------------
 
@@ -427,8 +469,11 @@ class SessionService:
         if "frame" in command:  # decoded here for validation; the owner decodes its own copy
             del command["frame"]
             command["image"] = command["image"].hex()
+        sent = time.monotonic()
         try:
             reply = await self.ports.commands.call(record.owner, command, COMMAND_TIMEOUT)
+            if self.metrics is not None:
+                self.metrics.bus_round_trip.observe(time.monotonic() - sent)
         except TimeoutError as exc:
             raise errors.ServiceUnavailable(
                 f"instance {record.owner} holding this session did not answer",

@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from redis.typing import KeyT, StreamIdT
 
 from framewire.state.base import CommandHandler, Event, Record
+from framewire.state.redis_outbox import RedisOutbox
 
 log = logging.getLogger("framewire.state.redis")
 
@@ -357,6 +358,7 @@ class RedisState:
         self.commands = RedisCommandBus(self._redis, self._blocking)
         self.accounts = RedisAccounts(self._redis)
         self.heartbeats = RedisHeartbeats(self._redis)
+        self.outbox = RedisOutbox(self._redis)
 
     async def close(self) -> None:
         await self.commands.stop()

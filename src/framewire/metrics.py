@@ -1,0 +1,96 @@
+"""Prometheus metrics of one instance: registered once per app, observed where things happen.
+
+Counters only go up (a closed leg's frames stay counted); gauges read the current load when
+scraped. Every series carries the `instance_id` label so a scrape of several instances adds up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+"""Seconds: per-frame work is a few ms to a few hundred ms."""
+BUS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0)
+
+
+class Metrics:
+    """The instance's collectors. Frame-path observations are thread-safe (prometheus-client
+    locks each child), so codec and model threads may record directly."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.registry = CollectorRegistry()
+        self.instance_id = instance_id
+        r, i = self.registry, ["instance_id"]
+        self.sessions_created = Counter(
+            "framewire_sessions_created", "Sessions created", [*i, "model"], registry=r
+        )
+        self.sessions_ended = Counter(
+            "framewire_sessions_ended", "Sessions ended", [*i, "model", "reason"], registry=r
+        )
+        frames = {
+            name: Counter(f"framewire_frames_{name}", doc, i, registry=r).labels(instance_id)
+            for name, doc in (
+                ("in", "Inbound video frames decoded"),
+                ("out", "Model frames handed to the encoder"),
+                ("dropped", "Inbound frames dropped by the frame loop (latest-frame-wins)"),
+            )
+        }
+        self.frames_in, self.frames_out = frames["in"], frames["out"]
+        self.frames_dropped = frames["dropped"]
+        self.frame_latency = Histogram(
+            "framewire_frame_latency_seconds",
+            "Server-added latency per frame: inbound frame decoded -> model frame to the encoder",
+            i,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        ).labels(instance_id)
+        self.model_seconds = Histogram(
+            "framewire_model_seconds",
+            "Worker-thread time per frame: scale, model, colour conversion",
+            i,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        ).labels(instance_id)
+        self.encode_seconds = Histogram(
+            "framewire_encode_seconds",
+            "Video encoder time per frame",
+            i,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        ).labels(instance_id)
+        self.keyframes = Counter(
+            "framewire_keyframes_sent", "Keyframes encoded", i, registry=r
+        ).labels(instance_id)
+        self.sse_opened = Counter(
+            "framewire_sse_connections", "SSE streams opened", i, registry=r
+        ).labels(instance_id)
+        self.sse_open = Gauge(
+            "framewire_sse_connections_open", "SSE streams open now", i, registry=r
+        ).labels(instance_id)
+        self.bus_round_trip = Histogram(
+            "framewire_bus_round_trip_seconds",
+            "Command-bus calls to the owner instance, request to reply",
+            i,
+            buckets=BUS_BUCKETS,
+            registry=r,
+        ).labels(instance_id)
+        self.webhooks = Counter(
+            "framewire_webhook_deliveries",
+            "Webhook delivery attempts by outcome",
+            [*i, "outcome"],
+            registry=r,
+        )
+
+    def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
+        """A gauge whose value is read at scrape time (the current load)."""
+        Gauge(name, doc, ["instance_id"], registry=self.registry).labels(
+            self.instance_id
+        ).set_function(read)
+
+    def session_created(self, model: str) -> None:
+        self.sessions_created.labels(self.instance_id, model).inc()
+
+    def session_ended(self, model: str, reason: str) -> None:
+        self.sessions_ended.labels(self.instance_id, model, reason).inc()
