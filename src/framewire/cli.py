@@ -8,24 +8,11 @@ import importlib
 import logging
 import sys
 
-import uvicorn
+from framewire.serving import serve
 
 SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.client.command")
 """Each defines `register(subparsers)`, adding its parser with `set_defaults(func=...)`;
 `func(args) -> int` is the exit status."""
-
-
-def serve(args: argparse.Namespace) -> int:
-    from framewire.api.app import create_app
-
-    uvicorn.run(
-        create_app(),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=5,
-    )
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +21,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the realtime API, the leg API and the web page")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"]
+    )
+    p.add_argument(
+        "--log-format",
+        default="plain",
+        choices=["plain", "json"],
+        help="plain lines for a terminal, or one JSON object per line",
+    )
     p.set_defaults(func=serve)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 from aiortc import RTCPeerConnection
 from aiortc.codecs.base import Encoder
-from aiortc.codecs.h264 import H264Encoder
-from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.codecs.h264 import H264Encoder, h264_depayload
+from aiortc.codecs.vpx import Vp8Encoder, vp8_depayload
 from av.frame import Frame
 
-from framewire.media.keyframes import is_keyframe
+from framewire.media.probe import is_keyframe
 
 _ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
 
@@ -120,8 +120,15 @@ class _Governed(Encoder):
         payloads, timestamp = super().encode(frame, force_keyframe)  # type: ignore[safe-super]
         self.governor.sent(sum(len(p) for p in payloads))
         if self.on_encoded is not None:
-            self.on_encoded(time.perf_counter() - started, is_keyframe(self.mime, payloads))
+            self.on_encoded(time.perf_counter() - started, self._keyframe(payloads))
         return payloads, timestamp
+
+    def _keyframe(self, payloads: list[bytes]) -> bool:
+        """Whether the frame just encoded is a keyframe (its packets, depayloaded)."""
+        if self.mime == "video/vp8":
+            return bool(payloads) and is_keyframe(self.mime, vp8_depayload(payloads[0]))
+        nal_starts = (d for d in map(h264_depayload, payloads) if d.startswith(b"\0\0\0\1"))
+        return any(is_keyframe(self.mime, d) for d in nal_starts)  # FU-A middles have no start
 
     @property
     def target_bitrate(self) -> int:

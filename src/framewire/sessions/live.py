@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from framewire import errors
+from framewire import errors, logs
 from framewire.media.leg import Leg
 from framewire.sessions.icewatch import IceWatch
-from framewire.sessions.lifecycle import Lifecycle
+from framewire.sessions.lifecycle import Lifecycle, log_fields
 from framewire.sessions.record import SessionRecord
 from framewire.state.base import Accounts, EventLog, SessionStore
 
@@ -69,6 +69,7 @@ class LiveSession:
         ice_servers: Callable[[], list[dict[str, Any]]] = list,
         lifecycle: Lifecycle | None = None,
     ) -> None:
+        logs.bind(**log_fields(record))  # for the lines of this session's tasks
         self.record = record
         self._lifecycle = lifecycle or Lifecycle()
         self.leg = leg

@@ -1,0 +1,85 @@
+"""`framewire serve`: uvicorn with framewire's log output and its graceful shutdown.
+
+The first SIGTERM (or SIGINT) drains: `/readyz` and creates answer 503 with `Retry-After`, the
+running sessions go on for up to `FRAMEWIRE_DRAIN_TIMEOUT` seconds, then the rest end with
+reason `shutdown`; only then does uvicorn stop (SSE streams have closed by then) and the app
+settle and flush. A second signal ends the drain at once; settlement still runs. The exit
+status is 0 (stock uvicorn re-raises the signal after its shutdown)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from framewire import logs
+from framewire.config import Settings
+
+if TYPE_CHECKING:
+    from framewire.sessions.service import SessionService
+
+log = logging.getLogger("framewire")
+HTTP_GRACE = 5
+"""Seconds uvicorn waits for open connections after the drain, before it cancels them."""
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, service: SessionService, drain: float) -> None:
+        super().__init__(config)
+        self._service = service
+        self._drain_timeout = drain
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining: asyncio.Task[None] | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Signal handler (main thread, between bytecodes): hand over to the event loop."""
+        if self._loop is None:
+            self.should_exit = True
+        else:
+            self._loop.call_soon_threadsafe(self._on_signal)
+
+    def _on_signal(self) -> None:
+        if self._draining is None:
+            assert self._loop is not None
+            self._draining = self._loop.create_task(self._drain())
+        else:
+            log.warning("second signal: ending the remaining sessions now")
+            self._service.hurry()
+
+    async def _drain(self) -> None:
+        try:
+            await self._service.drain(self._drain_timeout)
+        finally:
+            self.should_exit = True
+
+
+def serve(args: argparse.Namespace) -> int:
+    from framewire.api.app import create_app
+
+    settings = Settings()
+    logs.configure(
+        args.log_format,
+        args.log_level,
+        settings.instance_id,
+        [*settings.api_keys, settings.secret, settings.turn_secret, settings.webhook_secret],
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=None,
+        timeout_graceful_shutdown=HTTP_GRACE,
+    )
+    DrainingServer(config, app.state.sessions, settings.drain_timeout).run()
+    return 0
