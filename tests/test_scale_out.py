@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,16 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from framewire.api.app import HEARTBEAT_TTL, SWEEP_EVERY
 from framewire.api.auth import key_digest, key_id
 from framewire.state.redis import RedisState
+from framewire.state.redis_outbox import DUE
 from tests.peers import ClientPeer
 from tests.redis_server import free_port, redis_server, redis_url
 from tests.servers import Running, framewire
 from tests.sessions import SESSIONS, open_session
 from tests.sse import EventReader
 from tests.test_session_flow import saturation
+from tests.webhook_receiver import receiver
 
 __all__ = ["redis_server", "redis_url"]
 
@@ -354,3 +358,59 @@ async def test_a_restart_under_the_same_instance_id_settles_the_last_runs_sessio
             assert again.status_code == 201, again.text
             assert (await http.delete(f"{SESSIONS}/{again.json()['session_id']}")).is_success
             await fresh.close()
+
+
+async def outbox_empty(url: str) -> None:
+    """Wait until no instance has a webhook left to send."""
+    deadline = time.monotonic() + 30
+    async with Redis.from_url(url) as client:
+        while await client.zcard(DUE):
+            assert time.monotonic() < deadline, "webhooks still pending"
+            await asyncio.sleep(0.1)
+
+
+async def test_each_usage_webhook_is_sent_by_one_instance(redis_url: str) -> None:
+    async with (
+        receiver() as hooks,
+        instance(redis_url, "fw-a", **hooks.settings()) as a,
+        instance(redis_url, "fw-b", **hooks.settings()) as b,
+        a.client() as http_a,
+        b.client() as http_b,
+    ):
+        sessions = [
+            await open_session(a, http_a),
+            await open_session(b, http_b),
+            await open_session(a, http_a),
+        ]
+        for session in sessions:
+            await session.peer.wait_frames(3)
+        for session, other in zip(sessions, (http_b, http_a, http_b), strict=True):
+            summary = (await other.delete(session.url)).json()  # the owner settles, over the bus
+            [ended] = await hooks.wait_for("session.ended", session.id)
+            assert {**summary, "key_id": ended["data"]["key_id"]} == ended["data"]
+            await session.close()
+        await outbox_empty(redis_url)
+        assert hooks.rejected == []
+        assert set(Counter(hooks.attempts).values()) == {1}  # no event sent twice
+        for session in sessions:
+            for event in ("session.created", "session.generation_started", "session.ended"):
+                assert len(hooks.of(event, session.id)) == 1
+
+
+async def test_undelivered_webhooks_survive_a_restart(redis_url: str) -> None:
+    async with receiver(fail_first=10**6) as hooks:
+        async with instance(redis_url, "fw-a", **hooks.settings()) as a, a.client() as http:
+            session = await open_session(a, http)
+            await session.peer.wait_frames(3)
+            summary = (await http.delete(session.url)).json()
+            await session.close()
+            deadline = time.monotonic() + 20
+            while hooks.attempts.count(hooks.attempts[-1] if hooks.attempts else "") < 2:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        assert hooks.events == {}  # the receiver refused everything while fw-a ran
+        hooks.fail_first = 0
+        async with instance(redis_url, "fw-b", **hooks.settings()):
+            [ended] = await hooks.wait_for("session.ended", session.id)
+        assert ended["data"]["seconds"] == summary["seconds"]
+        assert hooks.rejected == []

@@ -13,21 +13,13 @@ from tests.peers import ClientPeer
 from tests.servers import Running, framewire
 from tests.sessions import SESSIONS, open_session
 from tests.stamped import stamp_of, stamped_peer
-from tests.webhook_receiver import Receiver, receiver
-
-
-def hooks_to(hooks: Receiver) -> dict[str, object]:
-    return {
-        "webhook_url": [hooks.url],
-        "webhook_secret": hooks.secret,
-        "webhook_backoff": 0.2,
-    }
+from tests.webhook_receiver import receiver
 
 
 async def test_usage_events_arrive_signed_once_each_even_when_the_first_two_attempts_fail() -> None:
     async with (
         receiver(fail_first=2) as hooks,
-        framewire(**hooks_to(hooks)) as server,
+        framewire(**hooks.settings()) as server,
         server.client() as http,
     ):
         session = await open_session(server, http, prompt="noir film")
@@ -81,7 +73,7 @@ async def open_stamped(server: Running, http: object) -> tuple[ClientPeer, str]:
 async def test_a_hanging_receiver_slows_neither_media_nor_control() -> None:
     async with (
         receiver(hang=10.0) as hooks,
-        framewire(**hooks_to(hooks)) as server,
+        framewire(**hooks.settings()) as server,
         server.client() as http,
     ):
         peer, url = await open_stamped(server, http)

@@ -63,6 +63,10 @@ class Receiver:
 
         return app
 
+    def settings(self) -> dict[str, Any]:
+        """framewire settings that send this receiver the webhooks, retrying quickly."""
+        return {"webhook_url": [self.url], "webhook_secret": self.secret, "webhook_backoff": 0.2}
+
     def of(self, event: str, session_id: str | None = None) -> list[dict[str, Any]]:
         return [
             e
