@@ -6,16 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +21,8 @@ from framewire.api.auth import key_digest, key_id
 from framewire.state.redis import RedisState
 from framewire.state.redis_outbox import DUE
 from tests.peers import ClientPeer
-from tests.redis_server import free_port, redis_server, redis_url
+from tests.processes import Served, framewire_process, ready
+from tests.redis_server import redis_server, redis_url
 from tests.servers import Running, framewire
 from tests.sessions import SESSIONS, open_session
 from tests.sse import EventReader
@@ -38,7 +34,6 @@ __all__ = ["redis_server", "redis_url"]
 CREDIT = 100.0
 OWNER_DEATH_NOTICED = HEARTBEAT_TTL + SWEEP_EVERY + 20.0
 """Bound on how long survivors take to end a dead owner's session (plus slack for a busy CPU)."""
-PROCESS_START = 60.0
 TICK = 6
 UNCHARGED = 4.0
 """Seconds A generates after its last charge before it is killed: it beats (every 2 s) in
@@ -186,50 +181,19 @@ async def test_credits_spent_on_one_instance_are_gone_on_the_other(redis_url: st
 # Real `framewire serve` processes ----------------------------------------------------------
 
 
-@dataclass
-class Served:
-    url: str
-    process: subprocess.Popen[bytes]
-
-
 @contextlib.contextmanager
 def serve(redis: str, instance_id: str, **env: str) -> Iterator[Served]:
-    """`framewire serve` in a process of its own on a free loopback port, killed at the end if
-    the test has not ended it."""
-    port = free_port()
+    """A `framewire serve` process on the shared Redis, with the payer's key."""
     environment = {
-        **os.environ,
         "FRAMEWIRE_REDIS_URL": redis,
         "FRAMEWIRE_SECRET": "scale-out-secret",
         "FRAMEWIRE_INSTANCE_ID": instance_id,
         "FRAMEWIRE_API_KEYS": f"payer={CREDIT}",
-        "FRAMEWIRE_ICE_INTERFACES": "127.0.0.1",
         "FRAMEWIRE_TICK_INTERVAL": str(TICK),
         **env,
     }
-    command = Path(sys.executable).with_name("framewire")
-    process = subprocess.Popen(
-        [str(command), "serve", "--port", str(port), "--log-level", "warning"],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield Served(f"http://127.0.0.1:{port}", process)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-
-
-async def ready(base: str) -> None:
-    deadline = time.monotonic() + PROCESS_START
-    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            assert time.monotonic() < deadline, f"{base} did not start"
-            await asyncio.sleep(0.2)
+    with framewire_process(environment, "--log-level", "warning") as served:
+        yield served
 
 
 @contextlib.asynccontextmanager
