@@ -19,8 +19,9 @@ from typing import Any
 
 FIELDS = ("session_id", "leg_id", "key_id")
 _context: dict[str, ContextVar[str | None]] = {f: ContextVar(f, default=None) for f in FIELDS}
-CHATTY = ("aioice", "aiortc")
-"""Libraries whose INFO lines (per candidate pair, per DTLS step) drown a server's log."""
+CHATTY = ("aioice", "aiortc", "httpx", "httpcore")
+"""Libraries whose INFO lines (per candidate pair, per DTLS step, per webhook request) drown
+a server's log; framewire logs the outcomes that matter itself."""
 MASK = "[redacted]"
 PATTERNS = (
     re.compile(r"(event_token=)[^&\s\"']+"),

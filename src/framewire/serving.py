@@ -70,7 +70,13 @@ def serve(args: argparse.Namespace) -> int:
         args.log_format,
         args.log_level,
         settings.instance_id,
-        [*settings.api_keys, settings.secret, settings.turn_secret, settings.webhook_secret],
+        [
+            *settings.api_keys,
+            settings.secret,
+            settings.turn_secret,
+            settings.webhook_secret,
+            (settings.webhook_secret or "").removeprefix("whsec_"),
+        ],
     )
     app = create_app(settings)
     config = uvicorn.Config(
