@@ -39,27 +39,16 @@ class Metrics:
         }
         self.frames_in, self.frames_out = frames["in"], frames["out"]
         self.frames_dropped = frames["dropped"]
-        self.frame_latency = Histogram(
+        self.frame_latency = self._histogram(
             "framewire_frame_latency_seconds",
             "Server-added latency per frame: inbound frame decoded -> model frame to the encoder",
-            i,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        ).labels(instance_id)
-        self.model_seconds = Histogram(
-            "framewire_model_seconds",
-            "Worker-thread time per frame: scale, model, colour conversion",
-            i,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        ).labels(instance_id)
-        self.encode_seconds = Histogram(
-            "framewire_encode_seconds",
-            "Video encoder time per frame",
-            i,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        ).labels(instance_id)
+        )
+        self.model_seconds = self._histogram(
+            "framewire_model_seconds", "Worker-thread time per frame: scale, model, colour"
+        )
+        self.encode_seconds = self._histogram(
+            "framewire_encode_seconds", "Video encoder time per frame"
+        )
         self.keyframes = Counter(
             "framewire_keyframes_sent", "Keyframes encoded", i, registry=r
         ).labels(instance_id)
@@ -69,19 +58,24 @@ class Metrics:
         self.sse_open = Gauge(
             "framewire_sse_connections_open", "SSE streams open now", i, registry=r
         ).labels(instance_id)
-        self.bus_round_trip = Histogram(
+        self.bus_round_trip = self._histogram(
             "framewire_bus_round_trip_seconds",
             "Command-bus calls to the owner instance, request to reply",
-            i,
-            buckets=BUS_BUCKETS,
-            registry=r,
-        ).labels(instance_id)
+            BUS_BUCKETS,
+        )
         self.webhooks = Counter(
             "framewire_webhook_deliveries",
             "Webhook delivery attempts by outcome",
             [*i, "outcome"],
             registry=r,
         )
+
+    def _histogram(
+        self, name: str, doc: str, buckets: tuple[float, ...] = LATENCY_BUCKETS
+    ) -> Histogram:
+        """A histogram of this instance (its `instance_id` child)."""
+        family = Histogram(name, doc, ["instance_id"], buckets=buckets, registry=self.registry)
+        return family.labels(self.instance_id)
 
     def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
         """A gauge whose value is read at scrape time (the current load)."""

@@ -57,22 +57,7 @@ def create_app(
     state = state or redis or MemoryState()
     registry = registry or ModelRegistry.default()
     metrics = Metrics(settings.instance_id)
-    legs = Legs(
-        registry,
-        IceOptions(
-            servers=settings.ice_servers,
-            interfaces=settings.ice_interfaces,
-            announced_ip=settings.ice_announced_ip,
-            connect_timeout=settings.ice_connect_timeout,
-            turn=turn_server(
-                settings.turn_urls, settings.turn_secret, settings.max_duration + TURN_TTL_MARGIN
-            ),
-            restart_timeout=settings.ice_restart_timeout,
-            disconnect_grace=settings.ice_disconnect_grace,
-        ),
-        workers=max(1, os.cpu_count() or 1),
-        metrics=metrics,
-    )
+    legs = media_legs(settings, registry, metrics)
     sender = WebhookSender(
         state.outbox,
         settings.webhook_secret or "",
@@ -80,7 +65,6 @@ def create_app(
         settings.webhook_backoff,
         lambda outcome: metrics.webhooks.labels(settings.instance_id, outcome).inc(),
     )
-    usage = Usage(state.outbox, settings.webhook_url, sender.wake)
     api_keys = ApiKeys(settings.api_keys)
     service = SessionService(
         settings.instance_id,
@@ -97,7 +81,7 @@ def create_app(
             inactivity_timeout=settings.inactivity_timeout,
             retention=settings.session_retention,
         ),
-        Lifecycle(usage, metrics),
+        Lifecycle(Usage(state.outbox, settings.webhook_url, sender.wake), metrics),
         metrics,
     )
     metrics.gauge("framewire_sessions_active", "Sessions this instance owns", service.live.__len__)
@@ -143,6 +127,25 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(web.router)
     return app
+
+
+def media_legs(settings: Settings, registry: ModelRegistry, metrics: Metrics) -> Legs:
+    return Legs(
+        registry,
+        IceOptions(
+            servers=settings.ice_servers,
+            interfaces=settings.ice_interfaces,
+            announced_ip=settings.ice_announced_ip,
+            connect_timeout=settings.ice_connect_timeout,
+            turn=turn_server(
+                settings.turn_urls, settings.turn_secret, settings.max_duration + TURN_TTL_MARGIN
+            ),
+            restart_timeout=settings.ice_restart_timeout,
+            disconnect_grace=settings.ice_disconnect_grace,
+        ),
+        workers=max(1, os.cpu_count() or 1),
+        metrics=metrics,
+    )
 
 
 async def every(period: float, what: str, action: Callable[[], Awaitable[None]]) -> None:

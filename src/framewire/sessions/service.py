@@ -204,7 +204,16 @@ class SessionService:
             has_image=frame is not None,
             created_at=now,
         )
-        live = LiveSession(
+        live = self._live(record, leg)
+        live.balance_at_start = balance
+        self.live[record.session_id] = live
+        await self.ports.sessions.put(record.session_id, record.to_dict())
+        await self.lifecycle.created(record)
+        live.start()
+        return Created(record, answer, self.event_token(record))
+
+    def _live(self, record: SessionRecord, leg: Leg) -> LiveSession:
+        return LiveSession(
             record,
             leg,
             self.ports.sessions,
@@ -221,12 +230,6 @@ class SessionService:
             ice_servers=lambda: self.ice_servers(record),
             lifecycle=self.lifecycle,
         )
-        live.balance_at_start = balance
-        self.live[record.session_id] = live
-        await self.ports.sessions.put(record.session_id, record.to_dict())
-        await self.lifecycle.created(record)
-        live.start()
-        return Created(record, answer, self.event_token(record))
 
     async def _open_leg(
         self, key_id: str, model_id: str, offer_sdp: str, prompt: str | None, image: Frame | None
