@@ -378,3 +378,33 @@ async def test_undelivered_webhooks_survive_a_restart(redis_url: str) -> None:
             [ended] = await hooks.wait_for("session.ended", session.id)
         assert ended["data"]["seconds"] == summary["seconds"]
         assert hooks.rejected == []
+
+
+async def test_a_dead_owners_session_is_reported_ended_once_by_a_survivor(redis_url: str) -> None:
+    async with receiver() as hooks:
+        env = {
+            "FRAMEWIRE_WEBHOOK_URL": hooks.url,
+            "FRAMEWIRE_WEBHOOK_SECRET": hooks.secret,
+            "FRAMEWIRE_WEBHOOK_BACKOFF": "0.2",
+        }
+        with serve(redis_url, "fw-a", **env) as a, serve(redis_url, "fw-b", **env) as b:
+            await asyncio.gather(ready(a.url), ready(b.url))
+            async with client(a.url) as http_a, client(b.url) as http_b:
+                peer = ClientPeer()
+                created = await post_session(http_a, peer)
+                assert created.status_code == 201, created.text
+                session_id = created.json()["session_id"]
+                await peer.accept(created.json()["sdp"]["sdp"])
+                await peer.wait_frames(5)
+                await hooks.wait_for("session.generation_started", session_id)
+                a.process.send_signal(signal.SIGKILL)
+                [ended] = await hooks.wait_for(
+                    "session.ended", session_id, timeout=OWNER_DEATH_NOTICED
+                )
+                summary = (await http_b.delete(f"{SESSIONS}/{session_id}")).json()
+                await peer.close()
+            await outbox_empty(redis_url)
+    assert summary["reason"] == "error"
+    assert {**summary, "key_id": ended["data"]["key_id"]} == ended["data"]
+    assert hooks.rejected == [] and set(Counter(hooks.attempts).values()) == {1}
+    assert len(hooks.of("session.ended")) == 1
