@@ -333,7 +333,9 @@ async def outbox_empty(url: str) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_each_usage_webhook_is_sent_by_one_instance(redis_url: str) -> None:
+async def test_each_usage_webhook_is_sent_by_one_instance_and_stats_come_from_the_owner(
+    redis_url: str,
+) -> None:
     async with (
         receiver() as hooks,
         instance(redis_url, "fw-a", **hooks.settings()) as a,
@@ -346,8 +348,10 @@ async def test_each_usage_webhook_is_sent_by_one_instance(redis_url: str) -> Non
             await open_session(b, http_b),
             await open_session(a, http_a),
         ]
-        for session in sessions:
+        for session, other in zip(sessions, (http_b, http_a, http_b), strict=True):
             await session.peer.wait_frames(3)
+            stats = (await other.get(session.url)).json()["stats"]  # from the owner, over the bus
+            assert stats["frames_out"] >= 3 and stats["candidate_type"] == "host"
         for session, other in zip(sessions, (http_b, http_a, http_b), strict=True):
             summary = (await other.delete(session.url)).json()  # the owner settles, over the bus
             [ended] = await hooks.wait_for("session.ended", session.id)

@@ -115,7 +115,7 @@ async def get_session(session_id: str, request: Request, key: KeyId) -> JSONResp
     service = service_of(request)
     record = await service.find(session_id, key)
     body = service.describe(record)
-    stats = await service.media_stats(record.session_id)
+    stats = await service.media_stats(record)
     if stats is not None:
         body["stats"] = stats
     body["expires_at"] = iso(record.expires_at)

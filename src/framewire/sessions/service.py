@@ -376,10 +376,17 @@ class SessionService:
             body["summary"] = record.summary()
         return body
 
-    async def media_stats(self, session_id: str) -> dict[str, Any] | None:
-        """The live leg's media figures when this instance owns the session, else None."""
-        live = self.live.get(session_id)
-        return None if live is None else await live.leg.media_stats()
+    async def media_stats(self, record: SessionRecord) -> dict[str, Any] | None:
+        """The live leg's media figures, from its owner (over the bus when that is another
+        instance); None once the session has ended."""
+        if record.ended:
+            return None
+        try:
+            reply = await self._on_owner(record, {"op": "stats"})
+        except (errors.Gone, errors.NotFound):
+            return None  # it ended meanwhile
+        stats: dict[str, Any] = reply["stats"]
+        return stats
 
     # control ----------------------------------------------------------------------------
 
@@ -511,6 +518,8 @@ class SessionService:
                 raise errors.Gone(f"session {command['session_id']} ended ({data.get('reason')})")
             raise errors.NotFound(f"no session {command['session_id']!r}")
         op = command["op"]
+        if op == "stats":
+            return {"stats": await live.leg.media_stats()}
         if op == "trickle":
             async with live.ice_lock:
                 check_if_match(command["if_match"], live.record.etag)
