@@ -72,6 +72,8 @@ async def test_counters_never_go_down_when_a_session_ends() -> None:
     assert after[("framewire_frames_out_total", ())] >= 10
     assert after[("framewire_frame_latency_seconds_count", ())] >= 10
     assert after[("framewire_encode_seconds_count", ())] >= 10
+    assert after[("framewire_decode_seconds_count", ())] >= 10
+    assert after[("framewire_model_seconds_count", ())] >= 10
     assert after[("framewire_keyframes_sent_total", ())] >= 1
     assert after[("framewire_sessions_created_total", (("model", "passthrough"),))] == 1
     ended = ("framewire_sessions_ended_total", (("model", "passthrough"), ("reason", "disconnect")))

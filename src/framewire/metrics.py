@@ -46,6 +46,10 @@ class Metrics:
         self.model_seconds = self._histogram(
             "framewire_model_seconds", "Worker-thread time per frame: scale, model, colour"
         )
+        self.decode_seconds = self._histogram(
+            "framewire_decode_seconds",
+            "Per inbound frame: handed to the decoder (its queue included) -> decoded frame",
+        )
         self.encode_seconds = self._histogram(
             "framewire_encode_seconds", "Video encoder time per frame"
         )

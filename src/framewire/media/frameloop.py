@@ -40,6 +40,9 @@ STATS_WINDOW = 10.0
 """Seconds of recent frames the rates and latency percentiles of a snapshot cover."""
 WINDOW_FRAMES = 1200
 """Bound on the frames remembered for the window (10 s at 120 fps)."""
+RTP_TIMESTAMPS = 0xFFFFFFFF
+DECODING_LIMIT = 64
+"""Bound on the frames remembered between the jitter buffer and the decoder's output."""
 
 
 class FrameStats:
@@ -55,13 +58,30 @@ class FrameStats:
         self._metrics = metrics
         self._arrivals: deque[float] = deque(maxlen=WINDOW_FRAMES)
         self._sent: deque[tuple[float, float]] = deque(maxlen=WINDOW_FRAMES)
+        self._released: dict[int, float] = {}
+        self._origin: int | None = None
 
-    def inbound(self, now: float) -> None:
+    def released(self, timestamp: int) -> None:
+        """The jitter buffer handed the frame with this RTP timestamp to the decoder. (aiortc
+        gives the decoded frame, as pts, its timestamp minus the stream's first one.)"""
+        if self._origin is None:
+            self._origin = timestamp
+        self._released[(timestamp - self._origin) & RTP_TIMESTAMPS] = time.monotonic()
+        if len(self._released) > DECODING_LIMIT:
+            del self._released[next(iter(self._released))]
+
+    def inbound(self, now: float, timestamp: int | None = None) -> None:
+        """A decoded frame arrived (`timestamp`: its pts, the RTP timestamp)."""
         self.frames_in += 1
         self.last_inbound = now
         self._arrivals.append(now)
+        released = None
+        if timestamp is not None:
+            released = self._released.pop(timestamp & RTP_TIMESTAMPS, None)
         if self._metrics is not None:
             self._metrics.frames_in.inc()
+            if released is not None:
+                self._metrics.decode_seconds.observe(now - released)
 
     def dropped(self) -> None:
         self.frames_dropped += 1
@@ -133,7 +153,7 @@ class LatestFrameReader:
             while True:
                 frame = await self._track.recv()
                 now = time.monotonic()
-                self._stats.inbound(now)
+                self._stats.inbound(now, frame.pts)
                 if self._latest is not None:
                     self._stats.dropped()
                 assert isinstance(frame, VideoFrame)

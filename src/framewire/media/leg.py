@@ -159,7 +159,7 @@ class Leg:
             await self._pc.setLocalDescription(answer)
         except (ValueError, RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
-        install_marker_release(self._pc)
+        install_marker_release(self._pc, self.stats.released)
         install_bitrate_policy(
             self._pc,
             BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps),
