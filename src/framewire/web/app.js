@@ -19,6 +19,7 @@ const REASONS = {
   insufficient_credits: "the account ran out of credits",
   ice_failure: "the network connection failed",
   inactivity: "no video reached the server",
+  shutdown: "the server was shutting down",
 };
 
 const $ = (id) => document.getElementById(id);
