@@ -78,3 +78,19 @@ async def test_a_sessions_whole_life_logs_no_secret(log_format: str, tmp_path: P
             "session ended",
         }
         assert all(e["key_id"].startswith("key_") and e["leg_id"] for e in mine)
+
+
+async def test_a_refused_setting_does_not_echo_the_secrets(tmp_path: Path) -> None:
+    api_key = "fw_live_" + secrets.token_urlsafe(24)
+    bad_secret = "not-a-whsec-" + secrets.token_urlsafe(16)
+    path = tmp_path / "server.log"
+    env = {
+        "FRAMEWIRE_API_KEYS": api_key,
+        "FRAMEWIRE_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+        "FRAMEWIRE_WEBHOOK_SECRET": bad_secret,
+    }
+    with path.open("wb") as output, framewire_process(env, output=output) as served:
+        assert await exited(served.process, 30) != 0
+    text = path.read_text()
+    assert "FRAMEWIRE_WEBHOOK_SECRET=whsec_" in text  # names what to fix
+    assert api_key not in text and bad_secret not in text

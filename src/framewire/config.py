@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import secrets
@@ -19,7 +21,9 @@ def _default_max_sessions() -> int:
 class Settings(BaseSettings):
     """Every `FRAMEWIRE_*` variable of SPEC.md §5; the names are a public interface."""
 
-    model_config = SettingsConfigDict(env_prefix="FRAMEWIRE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FRAMEWIRE_", extra="ignore", hide_input_in_errors=True  # errors hold secrets
+    )
 
     api_keys: Annotated[dict[str, float | None], NoDecode] = Field(default_factory=dict)
     secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -87,8 +91,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhooks_need_secret(self) -> Settings:
-        if self.webhook_url and not (self.webhook_secret or "").startswith("whsec_"):
-            raise ValueError("FRAMEWIRE_WEBHOOK_URL needs FRAMEWIRE_WEBHOOK_SECRET (whsec_...)")
+        """Receivers need a `whsec_<base64>` secret, and http(s) URLs."""
+        if not self.webhook_url:
+            return self
+        secret = self.webhook_secret or ""
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            key = b""
+        if not secret.startswith("whsec_") or not key:
+            raise ValueError("FRAMEWIRE_WEBHOOK_URL needs FRAMEWIRE_WEBHOOK_SECRET=whsec_<base64>")
+        for url in self.webhook_url:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"FRAMEWIRE_WEBHOOK_URL: {url!r} is not an http(s) URL")
         return self
 
     @field_validator("ice_servers", mode="before")
