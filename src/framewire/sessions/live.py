@@ -86,6 +86,7 @@ class LiveSession:
         self._credit_deadline: float | None = None
         self._ending: asyncio.Task[SessionRecord] | None = None
         self._started: asyncio.Task[None] | None = None
+        """The first frame's bookkeeping (persist, notify), held so it is not collected."""
         self._charging: asyncio.Future[float | None] | None = None
         self.balance_at_start: float | None = None
         """The key's balance when the session was created; bounds the first charge."""
