@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     """Every `FRAMEWIRE_*` variable of SPEC.md §5; the names are a public interface."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FRAMEWIRE_", extra="ignore", hide_input_in_errors=True  # errors hold secrets
+        env_prefix="FRAMEWIRE_",
+        extra="ignore",
+        hide_input_in_errors=True,  # errors hold secrets
     )
 
     api_keys: Annotated[dict[str, float | None], NoDecode] = Field(default_factory=dict)

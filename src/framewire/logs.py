@@ -104,9 +104,10 @@ def configure(log_format: str, level: str, instance_id: str, secrets: Iterable[s
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    root.setLevel(level.upper())  # uvicorn registers TRACE
+    verbose = level in ("debug", "trace")
     for name in CHATTY:
-        logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

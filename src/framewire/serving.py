@@ -8,12 +8,12 @@ status is 0 (stock uvicorn re-raises the signal after its shutdown)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import socket
 from types import FrameType
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -62,30 +62,33 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
 
 
-def serve(args: argparse.Namespace) -> int:
+def run_server(settings: Settings, host: str, port: int, level: str, log_format: str) -> int:
+    """Serve until stopped; the exit status (0)."""
     from framewire.api.app import create_app
 
-    settings = Settings()
-    logs.configure(
-        args.log_format,
-        args.log_level,
-        settings.instance_id,
-        [
-            *settings.api_keys,
-            settings.secret,
-            settings.turn_secret,
-            settings.webhook_secret,
-            (settings.webhook_secret or "").removeprefix("whsec_"),
-        ],
-    )
+    logs.configure(log_format, level, settings.instance_id, secrets_of(settings))
     app = create_app(settings)
     config = uvicorn.Config(
         app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
+        host=host,
+        port=port,
+        log_level=level,
         log_config=None,
         timeout_graceful_shutdown=HTTP_GRACE,
     )
     DrainingServer(config, app.state.sessions, settings.drain_timeout).run()
     return 0
+
+
+def secrets_of(settings: Settings) -> list[str | None]:
+    """Every configured value no log line may show."""
+    webhook = settings.webhook_secret
+    redis = urlsplit(settings.redis_url).password if settings.redis_url else None
+    return [
+        *settings.api_keys,
+        settings.secret,
+        settings.turn_secret,
+        webhook,
+        webhook.removeprefix("whsec_") if webhook else None,
+        redis,
+    ]
