@@ -25,17 +25,16 @@ async def test_usage_events_arrive_signed_once_each_even_when_the_first_two_atte
         session = await open_session(server, http, prompt="noir film")
         await session.peer.wait_frames(5)
         summary = (await http.delete(session.url)).json()
+        created = await hooks.wait_for("session.created", session.id)
+        started = await hooks.wait_for("session.generation_started", session.id)
         ended = await hooks.wait_for("session.ended", session.id)
         await session.close()
 
         assert hooks.rejected == []  # every attempt verified with the receiver's secret
+        assert len(created) == len(started) == len(ended) == 1 and len(hooks.events) == 3
         attempts = Counter(hooks.attempts)
-        assert sum(attempts.values()) == len(hooks.events) + 2  # two refusals, retried
+        assert sum(attempts.values()) == 3 + 2  # two refusals, retried
         assert set(attempts) == set(hooks.events)  # each refused id came again and landed
-        assert [e["type"] for e in hooks.events.values()].count("session.ended") == 1
-        created = await hooks.wait_for("session.created", session.id)
-        started = await hooks.wait_for("session.generation_started", session.id)
-        assert len(created) == len(started) == len(ended) == 1
         key_id = created[0]["data"]["key_id"]
         assert key_id.startswith("key_") and key_id == ended[0]["data"]["key_id"]
         assert created[0]["data"]["model"] == "passthrough"
