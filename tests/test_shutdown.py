@@ -16,7 +16,7 @@ import httpx
 from redis.asyncio import Redis
 
 from framewire.api.auth import key_digest, key_id
-from framewire.sessions.live import END_PROBLEMS
+from framewire.sessions.settle import END_PROBLEMS
 from tests.processes import framewire_process, ready
 from tests.redis_server import redis_server, redis_url
 from tests.servers import Running

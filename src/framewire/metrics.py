@@ -81,11 +81,14 @@ class Metrics:
         family = Histogram(name, doc, ["instance_id"], buckets=buckets, registry=self.registry)
         return family.labels(self.instance_id)
 
-    def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
-        """A gauge whose value is read at scrape time (the current load)."""
-        Gauge(name, doc, ["instance_id"], registry=self.registry).labels(
-            self.instance_id
-        ).set_function(read)
+    def watch_load(self, sessions: Callable[[], float], legs: Callable[[], float]) -> None:
+        """Gauges read at scrape time: the sessions this instance owns, its open legs."""
+        for name, doc, read in (
+            ("framewire_sessions_active", "Sessions this instance owns", sessions),
+            ("framewire_legs_open", "WebRTC legs open on this instance", legs),
+        ):
+            gauge = Gauge(name, doc, ["instance_id"], registry=self.registry)
+            gauge.labels(self.instance_id).set_function(read)
 
     def session_created(self, model: str) -> None:
         self.sessions_created.labels(self.instance_id, model).inc()

@@ -25,12 +25,14 @@ from framewire.metrics import Metrics
 from framewire.models.registry import ModelRegistry
 from framewire.policy.enhance import KeywordEnhancer
 from framewire.policy.moderation import DefaultModerator
+from framewire.sessions.content import Content
 from framewire.sessions.lifecycle import Lifecycle
-from framewire.sessions.service import Limits, Ports, SessionService
+from framewire.sessions.ports import Limits, Ports
+from framewire.sessions.service import SessionService
 from framewire.sessions.tokens import EventTokens
 from framewire.sessions.webhooks import Usage, WebhookSender
-from framewire.state.memory import MemoryState
-from framewire.state.redis import RedisState
+from framewire.state.base import State
+from framewire.state.connect import open_state
 
 log = logging.getLogger("framewire")
 HEARTBEAT_EVERY = 2.0
@@ -43,7 +45,7 @@ WEBHOOK_FLUSH = 5.0
 
 def create_app(
     settings: Settings | None = None,
-    state: MemoryState | RedisState | None = None,
+    state: State | None = None,
     registry: ModelRegistry | None = None,
 ) -> FastAPI:
     """Build one framewire instance. `state` may be shared by several apps (memory scale-out in
@@ -53,48 +55,23 @@ def create_app(
         dev_key = "fw_dev_" + secrets.token_urlsafe(18)
         settings.api_keys = {dev_key: None}
         log.warning("FRAMEWIRE_API_KEYS is not set: development key %s", dev_key)
-    redis = RedisState(settings.redis_url) if state is None and settings.redis_url else None
-    state = state or redis or MemoryState()
+    shared = state if state is not None else open_state(settings.redis_url)
     registry = registry or ModelRegistry.default()
     metrics = Metrics(settings.instance_id)
-    legs = media_legs(settings, registry, metrics)
-    sender = WebhookSender(
-        state.outbox,
-        settings.webhook_secret or "",
-        settings.webhook_retry_for,
-        settings.webhook_backoff,
-        lambda outcome: metrics.webhooks.labels(settings.instance_id, outcome).inc(),
-    )
+    legs = open_legs(settings, registry, metrics)
     api_keys = ApiKeys(settings.api_keys)
-    service = SessionService(
-        settings.instance_id,
-        Ports(state.sessions, state.events, state.commands, state.accounts, state.heartbeats),
-        legs,
-        DefaultModerator(settings.blocked_terms),
-        KeywordEnhancer(),
-        EventTokens(settings.secret),
-        Limits(
-            max_duration=settings.max_duration,
-            max_sessions=settings.max_sessions,
-            key_concurrency=settings.key_concurrency,
-            tick_interval=settings.tick_interval,
-            inactivity_timeout=settings.inactivity_timeout,
-            retention=settings.session_retention,
-        ),
-        Lifecycle(Usage(state.outbox, settings.webhook_url, sender.wake), metrics),
-        metrics,
-    )
-    metrics.gauge("framewire_sessions_active", "Sessions this instance owns", service.live.__len__)
-    metrics.gauge("framewire_legs_open", "WebRTC legs open here", lambda: len(legs.all()))
+    sender, lifecycle = usage_reports(settings, shared, metrics)
+    service = session_service(settings, shared, legs, registry, lifecycle)
+    metrics.watch_load(service.live_count, lambda: len(legs.all()))
 
     async def heartbeat() -> None:
-        await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+        await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for kid, credit in api_keys.credits():
-            await state.accounts.ensure(kid, credit)
-        await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+            await shared.accounts.ensure(kid, credit)
+        await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
         loop = asyncio.get_running_loop()
         periodic = [
             loop.create_task(every(HEARTBEAT_EVERY, "heartbeat", heartbeat)),
@@ -110,8 +87,8 @@ def create_app(
             await service.stop()
             await sender.stop(flush=WEBHOOK_FLUSH)
             await legs.close_all()
-            if redis is not None:
-                await redis.close()
+            if state is None:  # made here, so closed here
+                await shared.close()
 
     app = FastAPI(title="framewire", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -122,14 +99,13 @@ def create_app(
     app.state.sse_streams = Counter()
     app.state.metrics = metrics
     problems.install(app)
-    for router in (realtime.router, events.router, leg_routes.router, models.router):
+    routers = (realtime.router, events.router, leg_routes.router, models.router, ops.router)
+    for router in (*routers, web.router):
         app.include_router(router)
-    app.include_router(ops.router)
-    app.include_router(web.router)
     return app
 
 
-def media_legs(settings: Settings, registry: ModelRegistry, metrics: Metrics) -> Legs:
+def open_legs(settings: Settings, registry: ModelRegistry, metrics: Metrics) -> Legs:
     return Legs(
         registry,
         IceOptions(
@@ -145,6 +121,50 @@ def media_legs(settings: Settings, registry: ModelRegistry, metrics: Metrics) ->
         ),
         workers=max(1, os.cpu_count() or 1),
         metrics=metrics,
+    )
+
+
+def usage_reports(
+    settings: Settings, shared: State, metrics: Metrics
+) -> tuple[WebhookSender, Lifecycle]:
+    """The webhook sender, and what sessions tell it (and the metrics) as they live."""
+    sender = WebhookSender(
+        shared.outbox,
+        settings.webhook_secret or "",
+        settings.webhook_retry_for,
+        settings.webhook_backoff,
+        lambda outcome: metrics.webhooks.labels(settings.instance_id, outcome).inc(),
+    )
+    return sender, Lifecycle(Usage(shared.outbox, settings.webhook_url, sender.wake), metrics)
+
+
+def session_service(
+    settings: Settings, shared: State, legs: Legs, registry: ModelRegistry, lifecycle: Lifecycle
+) -> SessionService:
+    ports = Ports(
+        shared.sessions,
+        shared.events,
+        shared.commands,
+        shared.accounts,
+        shared.heartbeats,
+        shared.ledger,
+    )
+    return SessionService(
+        settings.instance_id,
+        ports,
+        legs,
+        Content(registry, DefaultModerator(settings.blocked_terms), KeywordEnhancer()),
+        EventTokens(settings.secret),
+        Limits(
+            max_duration=settings.max_duration,
+            max_sessions=settings.max_sessions,
+            key_concurrency=settings.key_concurrency,
+            tick_interval=settings.tick_interval,
+            inactivity_timeout=settings.inactivity_timeout,
+            retention=settings.session_retention,
+        ),
+        lifecycle,
+        lifecycle.metrics,
     )
 
 

@@ -20,11 +20,11 @@ async def healthz(request: Request) -> JSONResponse:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     service: SessionService = request.app.state.sessions
-    free = service.limits.max_sessions - len(service.legs.all())
+    free = service.free_capacity()
     status = "draining" if service.draining else "ready" if free > 0 else "full"
     ready = status == "ready"
     return JSONResponse(
-        {"status": status, "free_sessions": 0 if service.draining else max(0, free)},
+        {"status": status, "free_sessions": free},
         status_code=200 if ready else 503,
         headers={} if ready else {"Retry-After": "5"},
     )

@@ -25,8 +25,7 @@ from av import VideoFrame
 from av.video.reformatter import VideoReformatter
 
 from framewire.metrics import Metrics
-from framewire.models.base import Frame, FrameModel, ModelSpec
-from framewire.policy.base import StreamViolation
+from framewire.models.base import Frame, FrameModel, ModelSpec, StreamViolation
 
 log = logging.getLogger("framewire.media")
 

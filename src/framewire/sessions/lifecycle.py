@@ -21,7 +21,7 @@ def log_fields(record: SessionRecord) -> dict[str, str]:
 class Lifecycle:
     def __init__(self, usage: Usage | None = None, metrics: Metrics | None = None) -> None:
         self._usage = usage
-        self._metrics = metrics
+        self.metrics = metrics
 
     async def _emit(self, event: str, data: dict[str, Any]) -> None:
         if self._usage is not None:
@@ -29,8 +29,8 @@ class Lifecycle:
 
     async def created(self, record: SessionRecord) -> None:
         log.info("session created (model %s)", record.model, extra=log_fields(record))
-        if self._metrics is not None:
-            self._metrics.session_created(record.model)
+        if self.metrics is not None:
+            self.metrics.session_created(record.model)
         await self._emit(
             "session.created",
             {
@@ -60,6 +60,6 @@ class Lifecycle:
         log.info(
             "session ended (%s, %.3f s)", record.reason, record.seconds, extra=log_fields(record)
         )
-        if self._metrics is not None:
-            self._metrics.session_ended(record.model, record.reason or "unknown")
+        if self.metrics is not None:
+            self.metrics.session_ended(record.model, record.reason or "unknown")
         await self._emit("session.ended", {**record.summary(), "key_id": record.key_id})
