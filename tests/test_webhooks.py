@@ -9,6 +9,9 @@ import statistics
 import time
 from collections import Counter
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.peers import ClientPeer
 from tests.servers import Running, framewire
 from tests.sessions import SESSIONS, open_session
@@ -28,6 +31,7 @@ async def test_usage_events_arrive_signed_once_each_even_when_the_first_two_atte
         created = await hooks.wait_for("session.created", session.id)
         started = await hooks.wait_for("session.generation_started", session.id)
         ended = await hooks.wait_for("session.ended", session.id)
+        await deliveries_counted(http, failed=2, delivered=3)
         await session.close()
 
         assert hooks.rejected == []  # every attempt verified with the receiver's secret
@@ -43,6 +47,23 @@ async def test_usage_events_arrive_signed_once_each_even_when_the_first_two_atte
         del data["key_id"]
         assert data == summary  # exactly what DELETE answered
         assert summary["seconds"] > 0 and summary["reason"] == "disconnect"
+
+
+async def deliveries_counted(http: httpx.AsyncClient, **expected: int) -> None:
+    """Wait until /metrics counts these webhook attempts by outcome (the sender counts an
+    attempt when the receiver's answer is in, a moment after the receiver has the event)."""
+    deadline = time.monotonic() + 10
+    while True:
+        counted = {
+            s.labels["outcome"]: s.value
+            for family in text_string_to_metric_families((await http.get("/metrics")).text)
+            for s in family.samples
+            if s.name == "framewire_webhook_deliveries_total"
+        }
+        if counted == expected:
+            return
+        assert time.monotonic() < deadline, counted
+        await asyncio.sleep(0.05)
 
 
 async def round_trips(peer: ClientPeer, seconds: float) -> list[float]:
