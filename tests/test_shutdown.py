@@ -91,6 +91,9 @@ async def test_sigterm_drains_then_ends_the_rest_settled_and_exits_0(redis_url: 
                 )
                 assert refused.status_code == 503 and int(refused.headers["retry-after"]) > 0
                 assert refused.headers["content-type"].startswith("application/problem+json")
+                leg = await http.post("/v1/webrtc/offer", json={"type": "offer", "sdp": "v=0"})
+                assert leg.status_code == 503 and int(leg.headers["retry-after"]) > 0
+                assert "shutting down" in leg.json()["error"]  # the leg API's error shape
                 await sessions[1].peer.wait_frames(10)  # running sessions go on while draining
                 left = (await http.delete(sessions[0].url)).json()  # one ends on its own
                 assert left["reason"] == "disconnect"
