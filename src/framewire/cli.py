@@ -11,6 +11,7 @@ import importlib
 import logging
 import socket
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -31,14 +32,15 @@ SERVE_EXIT = """\
 exit status:
   0  stopped (Ctrl-C or SIGTERM: drained, see README "Operating"), or --check printed a
      valid configuration
-  2  usage error, or an invalid FRAMEWIRE_* setting (the message names it)
+  2  usage error, an invalid FRAMEWIRE_* setting (the message names it), or a models file,
+     model backend, enhancer or moderator that cannot load (file, model id and field named)
   3  cannot listen on HOST:PORT (e.g. the port is in use); nothing was started"""
 CANNOT_LISTEN = 3
 
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        settings = Settings()
+        settings = Settings() if args.models is None else Settings(models=args.models)
     except ValidationError as exc:
         problems = "; ".join(
             f"FRAMEWIRE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
@@ -46,15 +48,31 @@ def serve(args: argparse.Namespace) -> int:
         print(f"framewire serve: invalid setting: {problems}", file=sys.stderr)
         return 2
     if args.check:
-        for name, value in effective_settings(settings):
-            print(f"{name}={value}")
-        return 0
+        return _check(settings)
     reason = _cannot_listen(args.host, args.port)
     if reason is not None:
         where = f"{args.host}:{args.port}"
         print(f"framewire serve: cannot listen on {where}: {reason}", file=sys.stderr)
         return CANNOT_LISTEN
     return run_server(settings, args.host, args.port, args.log_level, args.log_format)
+
+
+def _check(settings: Settings) -> int:
+    """`serve --check`: the effective settings, and the models file read and checked (not
+    loaded: no weights are read)."""
+    from framewire.models.catalog import ModelsFileError, load_catalog
+
+    for name, value in effective_settings(settings):
+        print(f"{name}={value}")
+    if settings.models is None:
+        return 0
+    try:
+        ids = [spec.id for spec in load_catalog(settings.models).specs]
+    except ModelsFileError as exc:
+        print(f"framewire serve: {exc}", file=sys.stderr)
+        return 2
+    print(f"models: {', '.join(ids)}")
+    return 0
 
 
 def _cannot_listen(host: str, port: int) -> str | None:
@@ -104,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="plain",
         choices=("plain", "json"),
         help="plain lines for a terminal, or one JSON object per line (default: plain)",
+    )
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TOML file declaring the model ids to serve (default: FRAMEWIRE_MODELS, else the"
+        " built-in ids)",
     )
     p.add_argument(
         "--check",

@@ -7,6 +7,7 @@ import binascii
 import json
 import os
 import secrets
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
@@ -48,6 +49,12 @@ class Settings(BaseSettings):
     ice_restart_timeout: float = Field(default=15.0, gt=0)
     """Seconds for the client to re-offer after `ice-restart`, and for the new path to connect."""
     max_sessions: int = Field(default_factory=_default_max_sessions, gt=0)
+    models: Path | None = None
+    """A models file (TOML) declaring the model ids served; the built-in ids when unset."""
+    enhancer: str | None = None
+    """Prompt enhancer plug-in: an entry point in `framewire.enhancers` or `module:attr`."""
+    moderator: str | None = None
+    """Moderator plug-in: an entry point in `framewire.moderators` or `module:attr`."""
     # Not in SPEC §5's table but tunable for tests and small deployments.
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 from types import FrameType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -63,11 +64,18 @@ class DrainingServer(uvicorn.Server):
 
 
 def run_server(settings: Settings, host: str, port: int, level: str, log_format: str) -> int:
-    """Serve until stopped; the exit status (0)."""
+    """Serve until stopped; the exit status (0, or 2 when the models file or a policy plug-in
+    cannot load)."""
     from framewire.api.app import create_app
+    from framewire.models.catalog import ModelsFileError
+    from framewire.policy.plugins import PolicyPluginError
 
     logs.configure(log_format, level, settings.instance_id, secrets_of(settings))
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (ModelsFileError, PolicyPluginError) as exc:
+        print(f"framewire serve: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         app,
         host=host,

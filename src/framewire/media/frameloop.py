@@ -227,10 +227,68 @@ def drain(track: MediaStreamTrack) -> asyncio.Task[None]:
     return asyncio.get_running_loop().create_task(run())
 
 
-class ModelTrack(MediaStreamTrack):
-    """The outbound video: each `recv` takes the newest inbound frame through the model."""
+class PacedTrack(MediaStreamTrack):
+    """The outbound video: each `recv` takes the newest admitted inbound frame through
+    `_process` (a model of one leg here, a shared batched model in `media.batching`)."""
 
     kind = "video"
+
+    def __init__(
+        self,
+        reader: LatestFrameReader,
+        spec: ModelSpec,
+        stats: FrameStats,
+        on_first_frame: Callable[[], None],
+        on_fault: Callable[[str], None],
+    ) -> None:
+        super().__init__()
+        self._reader = reader
+        self._spec = spec
+        self._stats = stats
+        self._on_first_frame = on_first_frame
+        self._on_fault = on_fault
+        self._pacer = FramePacer(spec.fps)
+        self._start: float | None = None
+
+    async def _process(self, frame: VideoFrame) -> VideoFrame:
+        """Inbound frame -> encodable model output, off the event loop."""
+        raise NotImplementedError
+
+    async def _next_admitted(self) -> tuple[VideoFrame, float]:
+        """The newest inbound frame the pacer lets through."""
+        while True:
+            frame, arrived = await self._reader.next()
+            if self._pacer.admit(arrived):
+                return frame, arrived
+            self._stats.dropped()
+
+    async def recv(self) -> VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame, arrived = await self._next_admitted()
+        try:
+            out = await self._process(frame)
+        except StreamViolation as exc:
+            self._on_fault("moderation_violation")
+            self.stop()
+            raise MediaStreamError from exc
+        except Exception as exc:  # any other model fault ends the session with reason "error"
+            log.warning("model %s failed: %r", self._spec.id, exc)
+            self._on_fault("error")
+            self.stop()
+            raise MediaStreamError from exc
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+            self._on_first_frame()
+        out.pts = int((now - self._start) * VIDEO_CLOCK)
+        out.time_base = Fraction(1, VIDEO_CLOCK)
+        self._stats.outbound(now, arrived)
+        return out
+
+
+class ModelTrack(PacedTrack):
+    """A leg's own model (contract v1), run on each frame in a worker thread."""
 
     def __init__(
         self,
@@ -242,17 +300,10 @@ class ModelTrack(MediaStreamTrack):
         on_first_frame: Callable[[], None],
         on_fault: Callable[[str], None],
     ) -> None:
-        super().__init__()
-        self._reader = reader
+        super().__init__(reader, spec, stats, on_first_frame, on_fault)
         self._model = model
-        self._spec = spec
         self._executor = executor
-        self._stats = stats
-        self._on_first_frame = on_first_frame
-        self._on_fault = on_fault
-        self._pacer = FramePacer(spec.fps)
         self._reformatter = VideoReformatter()
-        self._start: float | None = None
 
     @property
     def model(self) -> FrameModel:
@@ -272,35 +323,6 @@ class ModelTrack(MediaStreamTrack):
         self._stats.worked(time.perf_counter() - started)
         return out
 
-    async def _next_admitted(self) -> tuple[VideoFrame, float]:
-        """The newest inbound frame the pacer lets through."""
-        while True:
-            frame, arrived = await self._reader.next()
-            if self._pacer.admit(arrived):
-                return frame, arrived
-            self._stats.dropped()
-
-    async def recv(self) -> VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        frame, arrived = await self._next_admitted()
+    async def _process(self, frame: VideoFrame) -> VideoFrame:
         loop = asyncio.get_running_loop()
-        try:
-            out = await loop.run_in_executor(self._executor, self._transform, frame)
-        except StreamViolation as exc:
-            self._on_fault("moderation_violation")
-            self.stop()
-            raise MediaStreamError from exc
-        except Exception as exc:  # any other model fault ends the session with reason "error"
-            log.warning("model %s failed: %r", self._spec.id, exc)
-            self._on_fault("error")
-            self.stop()
-            raise MediaStreamError from exc
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-            self._on_first_frame()
-        out.pts = int((now - self._start) * VIDEO_CLOCK)
-        out.time_base = Fraction(1, VIDEO_CLOCK)
-        self._stats.outbound(now, arrived)
-        return out
+        return await loop.run_in_executor(self._executor, self._transform, frame)
