@@ -43,7 +43,8 @@ def serve(args: argparse.Namespace) -> int:
         settings = Settings() if args.models is None else Settings(models=args.models)
     except ValidationError as exc:
         problems = "; ".join(
-            f"FRAMEWIRE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            (f"FRAMEWIRE_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
+            for e in exc.errors()
         )
         print(f"framewire serve: invalid setting: {problems}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from framewire import logs
-from framewire.config import Settings
+from framewire.config import SettingError, Settings
 
 if TYPE_CHECKING:
     from framewire.sessions.service import SessionService
@@ -64,15 +64,18 @@ class DrainingServer(uvicorn.Server):
 
 
 def run_server(settings: Settings, host: str, port: int, level: str, log_format: str) -> int:
-    """Serve until stopped; the exit status (0, or 2 when the models file or a policy plug-in
-    cannot load)."""
+    """Serve until stopped; the exit status (0, or 2 when a setting only the start can check,
+    the models file or a policy plug-in is wrong)."""
     from framewire.api.app import create_app
     from framewire.models.catalog import ModelsFileError
     from framewire.policy.plugins import PolicyPluginError
 
     logs.configure(log_format, level, settings.instance_id, secrets_of(settings))
     try:
-        app = create_app(settings)
+        app = create_app(settings)  # binds FRAMEWIRE_ICE_UDP_PORT, checks the port range
+    except SettingError as exc:
+        print(f"framewire serve: invalid setting: {exc}", file=sys.stderr)
+        return 2
     except (ModelsFileError, PolicyPluginError) as exc:
         print(f"framewire serve: {exc}", file=sys.stderr)
         return 2

@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI
 
 from framewire import __version__
-from framewire.api import events, models, ops, problems, realtime, web
+from framewire.api import events, ice, models, ops, problems, realtime, web
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.config import Settings
 from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
+from framewire.media.network import host_sockets
 from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.metrics import Metrics
 from framewire.models.catalog import Catalog, load_catalog
@@ -72,6 +73,7 @@ def create_app(
         for kid, credit in api_keys.credits():
             await shared.accounts.ensure(kid, credit)
         await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+        await legs.ice.sockets.start()
         loop = asyncio.get_running_loop()
         periodic = [
             loop.create_task(every(HEARTBEAT_EVERY, "heartbeat", heartbeat)),
@@ -99,8 +101,8 @@ def create_app(
     app.state.sse_streams = Counter()
     app.state.metrics = metrics
     problems.install(app)
-    routers = (realtime.router, events.router, leg_routes.router, models.router, ops.router)
-    for router in (*routers, web.router):
+    routes = (realtime, events, leg_routes, models, ice, ops)
+    for router in (*(r.router for r in routes), web.router):
         app.include_router(router)
     return app
 
@@ -126,6 +128,7 @@ def open_legs(settings: Settings, registry: ModelRegistry, metrics: Metrics) -> 
             ),
             restart_timeout=settings.ice_restart_timeout,
             disconnect_grace=settings.ice_disconnect_grace,
+            sockets=host_sockets(settings),
         ),
         workers=max(1, os.cpu_count() or 1),
         metrics=metrics,

@@ -26,9 +26,8 @@ from aiortc.codecs.h264 import H264Encoder, h264_depayload
 from aiortc.codecs.vpx import Vp8Encoder, vp8_depayload
 from av.frame import Frame
 
+from framewire.media import internals as private
 from framewire.media.probe import is_keyframe
-
-_ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
 
 BITS_PER_PIXEL = 0.08
 """Target bits per pixel per frame: ~1.5 Mbit/s at 1280x720@20, fine for realtime VP8/H.264."""
@@ -153,7 +152,7 @@ class GovernedVp8Encoder(_Governed, Vp8Encoder):
 
     def _rate_settled(self) -> None:
         # The stock encoder also reads its private copy (the rate-control buffer size).
-        self._Vp8Encoder__target_bitrate = self.governor.applied
+        private.VP8_TARGET_BITRATE.set(self, self.governor.applied)
 
 
 class GovernedH264Encoder(_Governed, H264Encoder):
@@ -180,7 +179,7 @@ def install_bitrate_policy(
     governors = []
     for transceiver in pc.getTransceivers():
         sender = transceiver.sender
-        codecs = transceiver._codecs
+        codecs = private.TRANSCEIVER_CODECS.get(transceiver)
         if transceiver.kind != "video" or sender.track is None or not codecs:
             continue
         make = _ENCODERS.get(codecs[0].mimeType.lower())
@@ -189,6 +188,6 @@ def install_bitrate_policy(
         governor = BitrateGovernor(policy)
         encoder = make(governor)
         encoder.on_encoded = on_encoded
-        setattr(sender, _ENCODER_ATTRIBUTE, encoder)
+        private.SENDER_ENCODER.set(sender, encoder)
         governors.append(governor)
     return governors

@@ -34,6 +34,7 @@ from framewire.media.jitter import install_marker_release
 from framewire.media.restart import IceRestarter, RestartConflict
 from framewire.media.rtcstats import RateMeter, transport_stats
 from framewire.media.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
+from framewire.media.sockets import EPHEMERAL, HostSockets, PortsExhausted
 from framewire.media.turn import TurnServer
 from framewire.metrics import Metrics
 from framewire.models.base import Frame, FrameModel, ModelSpec
@@ -64,6 +65,15 @@ class IceOptions:
     """Bound on an ICE restart's new path connecting; beyond it the leg ends (`ice_failure`)."""
     disconnect_grace: float = 5.0
     """Silence from the client after which its owner asks for an ICE restart."""
+    sockets: HostSockets = EPHEMERAL
+    """Where host sockets and relay allocations bind: ephemeral ports, a range, one port."""
+
+    def for_client(self, name: str, expires_at: float | None = None) -> list[dict[str, Any]]:
+        """The ICE servers a client gets: the configured ones, plus the TURN relay (every URL:
+        UDP, TCP, TLS) with credentials for `name`, valid until `expires_at` (default: as
+        long as a session may last)."""
+        turn = self.turn
+        return self.servers + ([turn.ice_server(name, expires_at)] if turn is not None else [])
 
 
 class LegFailed(RuntimeError):
@@ -155,7 +165,11 @@ class Leg:
                 "(video: VP8 or H264; audio: Opus, PCMU or PCMA)"
             ) from exc
         self._gatherers = install_trickle(
-            self._pc, self._ice.interfaces, self._ice.announced_ip, self._on_local_candidate
+            self._pc,
+            self._ice.interfaces,
+            self._ice.announced_ip,
+            self._on_local_candidate,
+            self._ice.sockets,
         )
         self._gathering_left = len(self._gatherers)
         self._restarter = IceRestarter(
@@ -164,6 +178,8 @@ class Leg:
         try:
             answer = await self._pc.createAnswer()
             await self._pc.setLocalDescription(answer)
+        except PortsExhausted:
+            raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
         install_marker_release(self._pc, self.stats.released)
@@ -192,6 +208,8 @@ class Leg:
             answer = await self._restarter.answer(offer_sdp, rtc_ice_servers(self._ice_servers()))
         except InvalidOffer:
             raise
+        except PortsExhausted:
+            raise  # capacity, like a full instance: the current path is kept
         except (ValueError, KeyError, IndexError, OperationError) as exc:
             raise InvalidOffer(f"invalid SDP offer: {exc}") from exc
         except (RuntimeError, OSError, InvalidStateError) as exc:

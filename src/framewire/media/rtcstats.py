@@ -2,9 +2,8 @@
 negotiation chose and the type of the ICE candidate pair in use.
 
 aiortc 1.16 reports neither the selected candidate pair nor the codec in `getStats`; they are
-read from the pinned versions' private attributes `RTCIceTransport._connection` (aioice's
-`Connection._nominated`) and `RTCRtpTransceiver._codecs`, each looked up with `getattr` so a
-missing one yields `None` instead of an error."""
+read through `internals` (the ICE transport's aioice connection and its nominated pairs, the
+transceiver's negotiated codecs)."""
 
 from __future__ import annotations
 
@@ -18,6 +17,8 @@ from aiortc.stats import (
     RTCOutboundRtpStreamStats,
     RTCTransportStats,
 )
+
+from framewire.media import internals as private
 
 WINDOW = 10.0
 """Seconds the bitrates are averaged over."""
@@ -49,9 +50,9 @@ def candidate_pair_type(pc: RTCPeerConnection) -> str | None:
     """The local candidate type (host, srflx, prflx, relay) of the nominated ICE pair."""
     for transceiver in pc.getTransceivers():
         dtls = transceiver.sender.transport
-        connection = getattr(dtls.transport, "_connection", None) if dtls else None
-        nominated = getattr(connection, "_nominated", None) or {}
-        pair = nominated.get(1)
+        if dtls is None:
+            continue
+        pair = private.CONN_NOMINATED.get(private.TRANSPORT_CONNECTION.get(dtls.transport)).get(1)
         if pair is not None:
             return str(pair.local_candidate.type)
     return None
@@ -59,7 +60,7 @@ def candidate_pair_type(pc: RTCPeerConnection) -> str | None:
 
 def video_codec(pc: RTCPeerConnection) -> str | None:
     for transceiver in pc.getTransceivers():
-        codecs = getattr(transceiver, "_codecs", None)
+        codecs = private.TRANSCEIVER_CODECS.get(transceiver)
         if transceiver.kind == "video" and codecs:
             return str(codecs[0].mimeType)
     return None
