@@ -56,11 +56,10 @@ def create_app(
     else the built-ins. Raises ModelsFileError / PolicyPluginError when those cannot load."""
     settings = settings or Settings()
     content = content_checks(settings, registry, catalog)
-    with_keys(settings)
     shared = state if state is not None else open_state(settings.redis_url)
     metrics = Metrics(settings.instance_id)
     legs = open_legs(settings, content.registry, metrics)
-    api_keys = ApiKeys(settings.api_keys)
+    api_keys = ApiKeys(with_keys(settings))
     sender, lifecycle = usage_reports(settings, shared, metrics)
     service = session_service(settings, shared, legs, content, lifecycle)
     metrics.watch_load(service.live_count, lambda: len(legs.all()))
@@ -107,12 +106,13 @@ def create_app(
     return app
 
 
-def with_keys(settings: Settings) -> None:
-    """A development key (printed) when no API key is configured."""
+def with_keys(settings: Settings) -> dict[str, float | None]:
+    """The API keys, with a development key (printed) when none is configured."""
     if not settings.api_keys:
         dev_key = "fw_dev_" + secrets.token_urlsafe(18)
         settings.api_keys = {dev_key: None}
         log.warning("FRAMEWIRE_API_KEYS is not set: development key %s", dev_key)
+    return settings.api_keys
 
 
 def open_legs(settings: Settings, registry: ModelRegistry, metrics: Metrics) -> Legs:
