@@ -1,11 +1,11 @@
-"""Settings: one object built once from the environment (SPEC.md §5) and passed down."""
+"""Settings: one object built once from the environment (the README's "Running the server"
+table) and passed down."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,14 +13,12 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
-def _default_max_sessions() -> int:
-    # One 720p20 session costs ~0.3 core of codec work plus its model; leave headroom.
-    return max(2, 2 * (os.cpu_count() or 1))
+VIDEO_CODEC_NAMES = ("h264", "vp8")
 
 
 class Settings(BaseSettings):
-    """Every `FRAMEWIRE_*` variable of SPEC.md §5; the names are a public interface."""
+    """Every `FRAMEWIRE_*` variable (README, "Running the server"); the names are a public
+    interface."""
 
     model_config = SettingsConfigDict(
         env_prefix="FRAMEWIRE_",
@@ -53,14 +51,25 @@ class Settings(BaseSettings):
     """Seconds without packets from a client before the server asks it for an ICE restart."""
     ice_restart_timeout: float = Field(default=15.0, gt=0)
     """Seconds for the client to re-offer after `ice-restart`, and for the new path to connect."""
-    max_sessions: int = Field(default_factory=_default_max_sessions, gt=0)
+    max_sessions: int | None = Field(default=None, gt=0)
+    """None: sized from the measured cost of a session (framewire.sessions.admission)."""
+    shed_load: bool = True
+    """False: admit up to FRAMEWIRE_MAX_SESSIONS whatever the measured cost and live signals
+    say (benchmarks that measure past what holds)."""
+    model_workers: int | None = Field(default=None, gt=0)
+    """Threads running models (and each frame's pixel work) per process; None: one per CPU."""
+    workers: int = Field(default=1, gt=0)
+    """Server processes on this machine (`framewire serve --workers` sets it): each counts on
+    its share of the cores."""
+    video_codecs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["h264", "vp8"])
+    """Video codecs in order of preference; the client's offer decides which are possible."""
     models: Path | None = None
     """A models file (TOML) declaring the model ids served; the built-in ids when unset."""
     enhancer: str | None = None
     """Prompt enhancer plug-in: an entry point in `framewire.enhancers` or `module:attr`."""
     moderator: str | None = None
     """Moderator plug-in: an entry point in `framewire.moderators` or `module:attr`."""
-    # Not in SPEC §5's table but tunable for tests and small deployments.
+    # Tunable for tests and small deployments.
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)
     key_concurrency: int = Field(default=10, gt=0)
@@ -96,6 +105,21 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @field_validator("video_codecs", mode="before")
+    @classmethod
+    def _parse_codecs(cls, value: Any) -> Any:
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list):
+            return value
+        names = [str(n).strip().lower() for n in names if str(n).strip()]
+        unknown = [n for n in names if n not in VIDEO_CODEC_NAMES]
+        if unknown or not names:
+            raise ValueError(
+                f"FRAMEWIRE_VIDEO_CODECS: unknown video codec {', '.join(unknown) or '(none)'}; "
+                f"use a comma-separated list of {', '.join(VIDEO_CODEC_NAMES)}"
+            )
+        return list(dict.fromkeys(names))
 
     @model_validator(mode="after")
     def _turn_needs_secret(self) -> Settings:

@@ -35,10 +35,11 @@ class Metrics:
                 ("in", "Inbound video frames decoded"),
                 ("out", "Model frames handed to the encoder"),
                 ("dropped", "Inbound frames dropped by the frame loop (latest-frame-wins)"),
+                ("late", "Inbound frames gone stale before the model took them"),
             )
         }
         self.frames_in, self.frames_out = frames["in"], frames["out"]
-        self.frames_dropped = frames["dropped"]
+        self.frames_dropped, self.frames_late = frames["dropped"], frames["late"]
         self.frame_latency = self._histogram(
             "framewire_frame_latency_seconds",
             "Server-added latency per frame: inbound frame decoded -> model frame to the encoder",
@@ -81,12 +82,9 @@ class Metrics:
         family = Histogram(name, doc, ["instance_id"], buckets=buckets, registry=self.registry)
         return family.labels(self.instance_id)
 
-    def watch_load(self, sessions: Callable[[], float], legs: Callable[[], float]) -> None:
-        """Gauges read at scrape time: the sessions this instance owns, its open legs."""
-        for name, doc, read in (
-            ("framewire_sessions_active", "Sessions this instance owns", sessions),
-            ("framewire_legs_open", "WebRTC legs open on this instance", legs),
-        ):
+    def watch_load(self, readings: dict[str, tuple[str, Callable[[], float]]]) -> None:
+        """Gauges read at scrape time (the current load), by name: (doc, read)."""
+        for name, (doc, read) in readings.items():
             gauge = Gauge(name, doc, ["instance_id"], registry=self.registry)
             gauge.labels(self.instance_id).set_function(read)
 

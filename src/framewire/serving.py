@@ -63,7 +63,7 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
 
 
-def run_server(settings: Settings, host: str, port: int, level: str, log_format: str) -> int:
+def run_server(settings: Settings, sock: socket.socket, level: str, log_format: str) -> int:
     """Serve until stopped; the exit status (0, or 2 when a setting only the start can check,
     the models file or a policy plug-in is wrong)."""
     from framewire.api.app import create_app
@@ -80,14 +80,9 @@ def run_server(settings: Settings, host: str, port: int, level: str, log_format:
         print(f"framewire serve: {exc}", file=sys.stderr)
         return 2
     config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=level,
-        log_config=None,
-        timeout_graceful_shutdown=HTTP_GRACE,
+        app, log_level=level, log_config=None, timeout_graceful_shutdown=HTTP_GRACE
     )
-    DrainingServer(config, app.state.sessions, settings.drain_timeout).run()
+    DrainingServer(config, app.state.sessions, settings.drain_timeout).run(sockets=[sock])
     return 0
 
 

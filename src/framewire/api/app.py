@@ -26,6 +26,7 @@ from framewire.metrics import Metrics
 from framewire.models.catalog import Catalog, load_catalog
 from framewire.models.registry import ModelRegistry
 from framewire.policy.plugins import build_enhancer, build_moderator
+from framewire.sessions.admission import Admission, share_of_cores
 from framewire.sessions.content import Content
 from framewire.sessions.lifecycle import Lifecycle
 from framewire.sessions.ports import Limits, Ports
@@ -62,7 +63,7 @@ def create_app(
     api_keys = ApiKeys(with_keys(settings))
     sender, lifecycle = usage_reports(settings, shared, metrics)
     service = session_service(settings, shared, legs, content, lifecycle)
-    metrics.watch_load(service.live_count, lambda: len(legs.all()))
+    metrics.watch_load(load_readings(service, legs))
 
     async def heartbeat() -> None:
         await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
@@ -115,6 +116,33 @@ def with_keys(settings: Settings) -> dict[str, float | None]:
     return settings.api_keys
 
 
+def load_readings(
+    service: SessionService, legs: Legs
+) -> dict[str, tuple[str, Callable[[], float]]]:
+    """The gauges of /metrics: what this instance holds and what admission measures."""
+    admission = service.admission
+    return {
+        "framewire_sessions_active": ("Sessions this instance owns", service.live_count),
+        "framewire_legs_open": ("WebRTC legs open on this instance", lambda: len(legs.all())),
+        "framewire_capacity_sessions": (
+            "Sessions this instance admits (measured cost; -1: none)",
+            lambda: admission.capacity() or -1,
+        ),
+        "framewire_core_per_session": (
+            "CPU cores one streaming session costs (measured)",
+            lambda: admission.session_cost().cores or 0.0,
+        ),
+        "framewire_loop_lag_seconds": (
+            "Median event-loop lag over the admission window",
+            admission.loop_lag,
+        ),
+        "framewire_overloaded": (
+            "1 while live signals shed new sessions",
+            lambda: int(admission.overload() is not None),
+        ),
+    }
+
+
 def open_legs(settings: Settings, registry: ModelRegistry, metrics: Metrics) -> Legs:
     return Legs(
         registry,
@@ -130,9 +158,22 @@ def open_legs(settings: Settings, registry: ModelRegistry, metrics: Metrics) -> 
             disconnect_grace=settings.ice_disconnect_grace,
             sockets=host_sockets(settings),
         ),
-        workers=max(1, os.cpu_count() or 1),
+        workers=model_workers(settings),
+        video_codecs=settings.video_codecs,
         metrics=metrics,
     )
+
+
+def open_admission(settings: Settings, legs: Legs) -> Admission:
+    cores = share_of_cores(settings.workers)
+    return Admission(
+        legs, settings.max_sessions, cores, model_workers(settings), shed=settings.shed_load
+    )
+
+
+def model_workers(settings: Settings) -> int:
+    """Threads per process running models (and each frame's pixel work)."""
+    return settings.model_workers or max(1, os.cpu_count() or 1)
 
 
 def content_checks(
@@ -191,12 +232,12 @@ def session_service(
         EventTokens(settings.secret),
         Limits(
             max_duration=settings.max_duration,
-            max_sessions=settings.max_sessions,
             key_concurrency=settings.key_concurrency,
             tick_interval=settings.tick_interval,
             inactivity_timeout=settings.inactivity_timeout,
             retention=settings.session_retention,
         ),
+        open_admission(settings, legs),
         lifecycle,
         lifecycle.metrics,
     )

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from framewire.metrics import Metrics
+from framewire.sessions.admission import RETRY_AFTER
 from framewire.sessions.service import SessionService
 
 router = APIRouter(tags=["ops"])
@@ -19,14 +20,16 @@ async def healthz(request: Request) -> JSONResponse:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
+    """Ready while this instance would admit one more session; the body reports its load
+    (framewire.sessions.admission)."""
     service: SessionService = request.app.state.sessions
-    free = service.free_capacity()
-    status = "draining" if service.draining else "ready" if free > 0 else "full"
-    ready = status == "ready"
+    refusal = "draining" if service.draining else service.admission.refusal()
+    ready = refusal is None
+    status = "ready" if ready else "draining" if service.draining else "full"
     return JSONResponse(
-        {"status": status, "free_sessions": free},
+        {"status": status, "reason": refusal, **service.admission.report()},
         status_code=200 if ready else 503,
-        headers={} if ready else {"Retry-After": "5"},
+        headers={} if ready else {"Retry-After": RETRY_AFTER},
     )
 
 

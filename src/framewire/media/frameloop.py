@@ -53,6 +53,11 @@ class FrameStats:
         self.frames_out = 0
         self.frames_dropped = 0
         self.keyframes_sent = 0
+        self.frames_late = 0
+        """Inbound frames replaced by a newer one before the model could take them: the loop
+        is not keeping up (admission sheds load on their ratio)."""
+        self.work_seconds = 0.0
+        """Worker-thread seconds spent on this leg's frames (scaling, model, conversion)."""
         self.last_inbound: float | None = None
         self._metrics = metrics
         self._arrivals: deque[float] = deque(maxlen=WINDOW_FRAMES)
@@ -102,8 +107,16 @@ class FrameStats:
             if keyframe:
                 self._metrics.keyframes.inc()
 
+    def late(self) -> None:
+        """An inbound frame was replaced by a newer one before the model could take it."""
+        self.dropped()
+        self.frames_late += 1
+        if self._metrics is not None:
+            self._metrics.frames_late.inc()
+
     def worked(self, seconds: float) -> None:
         """A worker thread spent `seconds` on one frame (scale, model, conversion)."""
+        self.work_seconds += seconds
         if self._metrics is not None:
             self._metrics.model_seconds.observe(seconds)
 
@@ -154,7 +167,7 @@ class LatestFrameReader:
                 now = time.monotonic()
                 self._stats.inbound(now, frame.pts)
                 if self._latest is not None:
-                    self._stats.dropped()
+                    self._stats.late()
                 assert isinstance(frame, VideoFrame)
                 self._latest = (frame, now)
                 self._fresh.set()
@@ -205,13 +218,16 @@ class FramePacer:
         return True
 
 
-def encodable(image: Frame) -> VideoFrame:
-    """A BGR image as the frame the encoder wants: yuv420p (odd sizes left to the encoder)."""
+def encodable(image: Frame, scratch: Frame | None = None) -> VideoFrame:
+    """A BGR image as the frame the encoder wants: yuv420p (odd sizes left to the encoder).
+    `scratch`, a (height * 3 // 2, width) uint8 buffer, spares the conversion an allocation."""
     height, width = image.shape[:2]
     if width % 2 or height % 2:
         return VideoFrame.from_ndarray(image, format="bgr24")
-    yuv: Frame = np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
-    return VideoFrame.from_ndarray(yuv, format="yuv420p")
+    if scratch is None or scratch.shape != (height * 3 // 2, width):
+        scratch = np.empty((height * 3 // 2, width), np.uint8)
+    cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=scratch)
+    return VideoFrame.from_ndarray(scratch, format="yuv420p")
 
 
 def drain(track: MediaStreamTrack) -> asyncio.Task[None]:
@@ -304,24 +320,31 @@ class ModelTrack(PacedTrack):
         self._model = model
         self._executor = executor
         self._reformatter = VideoReformatter()
+        self._yuv: Frame = np.empty((spec.height * 3 // 2, spec.width), np.uint8)
 
     @property
     def model(self) -> FrameModel:
         return self._model
 
     def _transform(self, frame: VideoFrame) -> VideoFrame:
-        """Worker thread: inbound frame -> model input (spec size, BGR) -> model -> encoder."""
+        """Worker thread: inbound frame -> model input (spec size, BGR) -> model -> encoder.
+        One swscale pass scales (inside swscale, on the planar input) and converts; the model
+        reads its output in place; one cv2 pass converts back, into a buffer reused every frame
+        (from_ndarray copies it out)."""
+        began = time.monotonic()
         spec = self._spec
-        started = time.perf_counter()
         bgr = self._reformatter.reformat(
             frame, width=spec.width, height=spec.height, format="bgr24"
         )
-        image = self._model.process(np.asarray(bgr.to_ndarray(), dtype=np.uint8))
-        if image.shape != (spec.height, spec.width, 3) or image.dtype != np.uint8:
-            raise ValueError(f"model returned {image.dtype} {image.shape}, not the spec's frame")
-        out = encodable(image)
-        self._stats.worked(time.perf_counter() - started)
-        return out
+        try:
+            image = self._model.process(np.asarray(bgr.to_ndarray(), dtype=np.uint8))
+            if image.shape != (spec.height, spec.width, 3) or image.dtype != np.uint8:
+                raise ValueError(
+                    f"model returned {image.dtype} {image.shape}, not the spec's frame"
+                )
+            return encodable(image, self._yuv)
+        finally:
+            self._stats.worked(time.monotonic() - began)
 
     async def _process(self, frame: VideoFrame) -> VideoFrame:
         loop = asyncio.get_running_loop()

@@ -34,6 +34,7 @@ from aiortc import (
     RTCRtpTransceiver,
 )
 from aiortc.codecs.base import Encoder
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -151,6 +152,10 @@ PACKET_DATA: Private[bytes] = Private(RtpPacket, "_data")
 TRANSCEIVER_CODECS: Private[list[RTCRtpCodecParameters]] = Private(RTCRtpTransceiver, "_codecs")
 SENDER_ENCODER: Private[Encoder | None] = Private(RTCRtpSender, "_RTCRtpSender__encoder")
 VP8_TARGET_BITRATE: Private[int] = Private(Vp8Encoder, "_Vp8Encoder__target_bitrate")
+H264_ENCODE_FRAME: Private[Callable[..., Any]] = Private(
+    H264Encoder, "_encode_frame", on_class=True
+)
+"""Overridden by the governed H.264 encoder to build its codec with realtime settings."""
 
 # TURN (sockets.py: a relay allocation from a socket bound in the port range)
 TURN_CONNECT: Private[Callable[[asyncio.DatagramProtocol], Coroutine[Any, Any, None]]] = Private(

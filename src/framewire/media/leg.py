@@ -21,7 +21,7 @@ from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
 from framewire.media.batching import BatchedTrack, BatchSlot
-from framewire.media.codecs import BitratePolicy, install_bitrate_policy
+from framewire.media.codecs import BitratePolicy, install_bitrate_policy, prefer_codecs
 from framewire.media.frameloop import (
     FrameStats,
     LatestFrameReader,
@@ -97,6 +97,7 @@ class Leg:
         model: FrameModel | BatchSlot,
         executor: Executor,
         ice: IceOptions,
+        video_codecs: list[str],
         metrics: Metrics | None = None,
     ) -> None:
         self.id = leg_id
@@ -111,6 +112,7 @@ class Leg:
         self._model = model
         self._executor = executor
         self._ice = ice
+        self._video_codecs = video_codecs
         self._pc = RTCPeerConnection(
             RTCConfiguration(iceServers=rtc_ice_servers(self._ice_servers()))
         )
@@ -164,6 +166,11 @@ class Leg:
                 "the SDP offer has no codec in common with the server "
                 "(video: VP8 or H264; audio: Opus, PCMU or PCMA)"
             ) from exc
+        if not prefer_codecs(self._pc, self._video_codecs):
+            raise InvalidOffer(
+                "the SDP offer has no video codec this server is configured for "
+                f"(FRAMEWIRE_VIDEO_CODECS: {','.join(self._video_codecs)})"
+            )
         self._gatherers = install_trickle(
             self._pc,
             self._ice.interfaces,

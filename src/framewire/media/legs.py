@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 from framewire.media.batching import BatchRunner, BatchSlot
+from framewire.media.codecs import VIDEO_CODECS
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
 from framewire.metrics import Metrics
 from framewire.models.base import Frame, FrameModel, ModelSpec, SharedModel
@@ -42,10 +43,12 @@ class Legs:
         registry: ModelRegistry,
         ice: IceOptions,
         workers: int,
+        video_codecs: list[str] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.registry = registry
         self.ice = ice
+        self.video_codecs = video_codecs or list(VIDEO_CODECS)
         self.metrics = metrics
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
         self._legs: dict[str, Leg] = {}
@@ -81,6 +84,7 @@ class Legs:
             model,
             self._executor,
             self.ice,
+            self.video_codecs,
             self.metrics,
         )
         leg.owner = owner
