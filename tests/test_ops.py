@@ -83,6 +83,13 @@ async def test_counters_never_go_down_when_a_session_ends() -> None:
     assert after[("framewire_sessions_active", ())] == 0
 
 
+def negotiated(answer: str) -> str:
+    """The video codec an answer SDP puts first (`video/VP8`, `video/H264`)."""
+    video = answer.split("m=video", 1)[1]
+    first = video.split("\r\n", 1)[0].split()[3]
+    return "video/" + video.split(f"a=rtpmap:{first} ", 1)[1].split("/")[0]
+
+
 def ten_fps() -> ModelRegistry:
     registry = ModelRegistry.default()
     registry.register(ModelSpec("ten", 10, 320, 240, False, "ten"), Passthrough)
@@ -105,7 +112,7 @@ async def test_session_stats_move_while_media_flows() -> None:
     assert stats["frames_dropped"] > first["frames_dropped"] > 0  # the pacer drops the excess
     assert 0 < stats["added_latency_ms_p50"] <= stats["added_latency_ms_p95"]
     assert stats["candidate_type"] == "host"  # loopback: no STUN, no TURN
-    assert stats["codec"] == "video/VP8"
+    assert stats["codec"] == negotiated(session.body["sdp"]["sdp"])
     assert stats["keyframes_sent"] >= 1
     assert stats["packets_in"] > first["packets_in"] and stats["packets_out"] > 0
     assert stats["bitrate_in_kbps"] > 0 and stats["bitrate_out_kbps"] > 0

@@ -97,7 +97,9 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         extra += ["--models", str(settings.models)]
     try:
-        return supervise(args.host, args.port, args.workers, args.devices or [], extra)
+        return supervise(
+            args.host, args.port, args.workers, args.devices or [], extra, settings.drain_timeout
+        )
     except StartupError as exc:
         print(f"framewire serve: {exc}", file=sys.stderr)
         return CANNOT_LISTEN
