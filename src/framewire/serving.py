@@ -67,6 +67,7 @@ def run_server(settings: Settings, sock: socket.socket, level: str, log_format: 
     """Serve until stopped; the exit status (0, or 2 when a setting only the start can check,
     the models file or a policy plug-in is wrong)."""
     from framewire.api.app import create_app
+    from framewire.api.connections import bounded_http
     from framewire.models.catalog import ModelsFileError
     from framewire.policy.plugins import PolicyPluginError
 
@@ -80,7 +81,11 @@ def run_server(settings: Settings, sock: socket.socket, level: str, log_format: 
         print(f"framewire serve: {exc}", file=sys.stderr)
         return 2
     config = uvicorn.Config(
-        app, log_level=level, log_config=None, timeout_graceful_shutdown=HTTP_GRACE
+        app,
+        http=bounded_http(settings),
+        log_level=level,
+        log_config=None,
+        timeout_graceful_shutdown=HTTP_GRACE,
     )
     DrainingServer(config, app.state.sessions, settings.drain_timeout).run(sockets=[sock])
     return 0

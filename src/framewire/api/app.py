@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI
 
 from framewire import __version__
-from framewire.api import events, ice, models, ops, problems, realtime, web
+from framewire.api import events, ice, keyguard, models, ops, problems, realtime, web
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.config import Settings
@@ -101,6 +101,7 @@ def create_app(
     app.state.sse_streams = Counter()
     app.state.metrics = metrics
     problems.install(app)
+    keyguard.install(app, api_keys, settings)
     routes = (realtime, events, leg_routes, models, ice, ops)
     for router in (*(r.router for r in routes), web.router):
         app.include_router(router)
