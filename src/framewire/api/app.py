@@ -100,12 +100,16 @@ def create_app(
     app.state.legs = legs
     app.state.sse_streams = Counter()
     app.state.metrics = metrics
+    install_routes(app, api_keys, settings)
+    return app
+
+
+def install_routes(app: FastAPI, api_keys: ApiKeys, settings: Settings) -> None:
+    """Error mapping, the key guard, then every router (the web page's catch-all last)."""
     problems.install(app)
     keyguard.install(app, api_keys, settings)
-    routes = (realtime, events, leg_routes, models, ice, ops)
-    for router in (*(r.router for r in routes), web.router):
-        app.include_router(router)
-    return app
+    for module in (realtime, events, leg_routes, models, ice, ops, web):
+        app.include_router(module.router)
 
 
 def with_keys(settings: Settings) -> dict[str, float | None]:
