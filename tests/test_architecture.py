@@ -1,8 +1,8 @@
 """The house rules, checked on the source so they stay true: imports point down the layers
-(cli > run · workers > proxy · client > api > sessions > media > models, policy, state, rtc,
-config), nothing above `state/` names a state adapter, the Python client stands alone (it
-imports only itself and the shared WebRTC helpers in `rtc/`), and no function in src/ is longer
-than 60 lines."""
+(cli > run · serving · workers > proxy · client > api > sessions > media > models, policy,
+state, rtc, config, logs, metrics), nothing above `state/` names a state adapter, the Python
+client stands alone (it imports only itself and the shared WebRTC helpers in `rtc/`), and no
+function in src/ is longer than 60 lines."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "framewire"
 MAX_FUNCTION_LINES = 60
 RANK = {
     "cli": 7,
-    "run": 6, "workers": 6,
+    "run": 6, "serving": 6, "workers": 6,
     "proxy": 5, "client": 5,
     "api": 4,
     "sessions": 3,
     "media": 2,
     "models": 1, "policy": 1, "state": 1, "config": 1, "errors": 1, "vocabulary": 1, "rtc": 1,
-    "settings_view": 1, "plugins": 1, "__init__": 1,
+    "settings_view": 1, "plugins": 1, "__init__": 1, "logs": 1, "metrics": 1,
 }  # fmt: skip
 SIBLINGS = {
     "settings_view": {"config"},

@@ -7,37 +7,36 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
 import signal
-import subprocess
-import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import cv2
 import httpx
 import numpy as np
+from redis.asyncio import Redis
 
 from framewire.api.app import HEARTBEAT_TTL, SWEEP_EVERY
 from framewire.api.auth import key_digest, key_id
 from framewire.state.redis import RedisState
+from framewire.state.redis_outbox import DUE
 from tests.peers import ClientPeer
-from tests.redis_server import free_port, redis_server, redis_url
+from tests.processes import Served, framewire_process, ready
+from tests.redis_server import redis_server, redis_url
 from tests.servers import Running, framewire
 from tests.sessions import SESSIONS, open_session
 from tests.sse import EventReader
 from tests.test_session_flow import saturation
+from tests.webhook_receiver import receiver
 
 __all__ = ["redis_server", "redis_url"]
 
 CREDIT = 100.0
 OWNER_DEATH_NOTICED = HEARTBEAT_TTL + SWEEP_EVERY + 20.0
 """Bound on how long survivors take to end a dead owner's session (plus slack for a busy CPU)."""
-PROCESS_START = 60.0
 TICK = 6
 UNCHARGED = 4.0
 """Seconds A generates after its last charge before it is killed: it beats (every 2 s) in
@@ -237,50 +236,19 @@ async def test_credits_spent_on_one_instance_are_gone_on_the_other(redis_url: st
 # Real `framewire serve` processes ----------------------------------------------------------
 
 
-@dataclass
-class Served:
-    url: str
-    process: subprocess.Popen[bytes]
-
-
 @contextlib.contextmanager
 def serve(redis: str, instance_id: str, **env: str) -> Iterator[Served]:
-    """`framewire serve` in a process of its own on a free loopback port, killed at the end if
-    the test has not ended it."""
-    port = free_port()
+    """A `framewire serve` process on the shared Redis, with the payer's key."""
     environment = {
-        **os.environ,
         "FRAMEWIRE_REDIS_URL": redis,
         "FRAMEWIRE_SECRET": "scale-out-secret",
         "FRAMEWIRE_INSTANCE_ID": instance_id,
         "FRAMEWIRE_API_KEYS": f"payer={CREDIT}",
-        "FRAMEWIRE_ICE_INTERFACES": "127.0.0.1",
         "FRAMEWIRE_TICK_INTERVAL": str(TICK),
         **env,
     }
-    command = Path(sys.executable).with_name("framewire")
-    process = subprocess.Popen(
-        [str(command), "serve", "--port", str(port), "--log-level", "warning"],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield Served(f"http://127.0.0.1:{port}", process)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-
-
-async def ready(base: str) -> None:
-    deadline = time.monotonic() + PROCESS_START
-    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            assert time.monotonic() < deadline, f"{base} did not start"
-            await asyncio.sleep(0.2)
+    with framewire_process(environment, "--log-level", "warning") as served:
+        yield served
 
 
 @contextlib.asynccontextmanager
@@ -409,6 +377,96 @@ async def test_a_restart_under_the_same_instance_id_settles_the_last_runs_sessio
             assert again.status_code == 201, again.text
             assert (await http.delete(f"{SESSIONS}/{again.json()['session_id']}")).is_success
             await fresh.close()
+
+
+async def outbox_empty(url: str) -> None:
+    """Wait until no instance has a webhook left to send."""
+    deadline = time.monotonic() + 30
+    async with Redis.from_url(url) as client:
+        while await client.zcard(DUE):
+            assert time.monotonic() < deadline, "webhooks still pending"
+            await asyncio.sleep(0.1)
+
+
+async def test_each_usage_webhook_is_sent_by_one_instance_and_stats_come_from_the_owner(
+    redis_url: str,
+) -> None:
+    async with (
+        receiver() as hooks,
+        instance(redis_url, "fw-a", **hooks.settings()) as a,
+        instance(redis_url, "fw-b", **hooks.settings()) as b,
+        a.client() as http_a,
+        b.client() as http_b,
+    ):
+        sessions = [
+            await open_session(a, http_a),
+            await open_session(b, http_b),
+            await open_session(a, http_a),
+        ]
+        for session, other in zip(sessions, (http_b, http_a, http_b), strict=True):
+            await session.peer.wait_frames(3)
+            stats = (await other.get(session.url)).json()["stats"]  # from the owner, over the bus
+            assert stats["frames_out"] >= 3 and stats["candidate_type"] == "host"
+        for session, other in zip(sessions, (http_b, http_a, http_b), strict=True):
+            summary = (await other.delete(session.url)).json()  # the owner settles, over the bus
+            [ended] = await hooks.wait_for("session.ended", session.id)
+            assert {**summary, "key_id": ended["data"]["key_id"]} == ended["data"]
+            await session.close()
+        await outbox_empty(redis_url)
+        assert hooks.rejected == []
+        assert set(Counter(hooks.attempts).values()) == {1}  # no event sent twice
+        for session in sessions:
+            for event in ("session.created", "session.generation_started", "session.ended"):
+                assert len(hooks.of(event, session.id)) == 1
+
+
+async def test_undelivered_webhooks_survive_a_restart(redis_url: str) -> None:
+    async with receiver(fail_first=10**6) as hooks:
+        async with instance(redis_url, "fw-a", **hooks.settings()) as a, a.client() as http:
+            session = await open_session(a, http)
+            await session.peer.wait_frames(3)
+            summary = (await http.delete(session.url)).json()
+            await session.close()
+            deadline = time.monotonic() + 20
+            while hooks.attempts.count(hooks.attempts[-1] if hooks.attempts else "") < 2:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        assert hooks.events == {}  # the receiver refused everything while fw-a ran
+        hooks.fail_first = 0
+        async with instance(redis_url, "fw-b", **hooks.settings()):
+            [ended] = await hooks.wait_for("session.ended", session.id)
+        assert ended["data"]["seconds"] == summary["seconds"]
+        assert hooks.rejected == []
+
+
+async def test_a_dead_owners_session_is_reported_ended_once_by_a_survivor(redis_url: str) -> None:
+    async with receiver() as hooks:
+        env = {
+            "FRAMEWIRE_WEBHOOK_URL": hooks.url,
+            "FRAMEWIRE_WEBHOOK_SECRET": hooks.secret,
+            "FRAMEWIRE_WEBHOOK_BACKOFF": "0.2",
+        }
+        with serve(redis_url, "fw-a", **env) as a, serve(redis_url, "fw-b", **env) as b:
+            await asyncio.gather(ready(a.url), ready(b.url))
+            async with client(a.url) as http_a, client(b.url) as http_b:
+                peer = ClientPeer()
+                created = await post_session(http_a, peer)
+                assert created.status_code == 201, created.text
+                session_id = created.json()["session_id"]
+                await peer.accept(created.json()["sdp"]["sdp"])
+                await peer.wait_frames(5)
+                await hooks.wait_for("session.generation_started", session_id)
+                a.process.send_signal(signal.SIGKILL)
+                [ended] = await hooks.wait_for(
+                    "session.ended", session_id, timeout=OWNER_DEATH_NOTICED
+                )
+                summary = (await http_b.delete(f"{SESSIONS}/{session_id}")).json()
+                await peer.close()
+            await outbox_empty(redis_url)
+    assert summary["reason"] == "error"
+    assert {**summary, "key_id": ended["data"]["key_id"]} == ended["data"]
+    assert hooks.rejected == [] and set(Counter(hooks.attempts).values()) == {1}
+    assert len(hooks.of("session.ended")) == 1
 
 
 async def events_in_redis(redis: str, session_id: str) -> list[str]:

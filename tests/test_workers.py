@@ -20,10 +20,11 @@ import httpx
 import pytest
 
 from tests.peers import ClientPeer
+from tests.processes import PROCESS_START
 from tests.redis_server import free_port, redis_server, redis_url
 from tests.sessions import SESSIONS
 from tests.sse import EventReader
-from tests.test_scale_out import CREDIT, PROCESS_START, assert_billed_once, charged
+from tests.test_scale_out import CREDIT, assert_billed_once, charged
 from tests.test_session_flow import saturation
 
 __all__ = ["redis_server", "redis_url"]

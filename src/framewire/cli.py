@@ -13,11 +13,11 @@ import socket
 import sys
 from pathlib import Path
 
-import uvicorn
 from pydantic import ValidationError
 
 from framewire import __version__
-from framewire.config import SettingError, Settings
+from framewire.config import Settings
+from framewire.serving import run_server
 from framewire.settings_view import effective_settings
 from framewire.workers import (
     StartupError,
@@ -37,7 +37,8 @@ SETTINGS_POINTER = (
 )
 SERVE_EXIT = """\
 exit status:
-  0  stopped (Ctrl-C or SIGTERM), or --check printed a valid configuration
+  0  stopped (Ctrl-C or SIGTERM: drained, see README "Operating"), or --check printed a
+     valid configuration
   1  --workers: the workers kept dying right after their start
   2  usage error, an invalid FRAMEWIRE_* setting (the message names it), a models file,
      model backend, enhancer or moderator that cannot load (file, model id and field named),
@@ -74,32 +75,12 @@ def serve(args: argparse.Namespace) -> int:
         return CANNOT_LISTEN
     if args.workers > 1:
         return _serve_workers(args, settings)
-    from framewire.api.app import create_app
-    from framewire.api.connections import bounded_http
-    from framewire.models.catalog import ModelsFileError
-    from framewire.policy.plugins import PolicyPluginError
-
-    try:
-        app = create_app(settings)  # binds FRAMEWIRE_ICE_UDP_PORT, checks the port range
-    except SettingError as exc:
-        print(f"framewire serve: invalid setting: {exc}", file=sys.stderr)
-        return 2
-    except (ModelsFileError, PolicyPluginError) as exc:
-        print(f"framewire serve: {exc}", file=sys.stderr)
-        return 2
-    config = uvicorn.Config(
-        app,
-        http=bounded_http(settings),
-        log_level=args.log_level,
-        timeout_graceful_shutdown=5,
-    )
     try:
         sock = listening_socket(args.host, args.port, reuse_port=args.shared_port)
     except OSError as exc:
         print(f"framewire serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return CANNOT_LISTEN
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0
+    return run_server(settings, sock, args.log_level, args.log_format)
 
 
 def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
@@ -107,7 +88,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     file is checked here first, so a bad one fails once, not in every worker."""
     from framewire.models.catalog import ModelsFileError, load_catalog
 
-    extra = ["--log-level", args.log_level]
+    extra = ["--log-level", args.log_level, "--log-format", args.log_format]
     if settings.models is not None:
         try:
             load_catalog(settings.models)
@@ -116,7 +97,9 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         extra += ["--models", str(settings.models)]
     try:
-        return supervise(args.host, args.port, args.workers, args.devices or [], extra)
+        return supervise(
+            args.host, args.port, args.workers, args.devices or [], extra, settings.drain_timeout
+        )
     except StartupError as exc:
         print(f"framewire serve: {exc}", file=sys.stderr)
         return CANNOT_LISTEN
@@ -181,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         choices=("critical", "error", "warning", "info", "debug", "trace"),
         help="log level (default: info)",
+    )
+    p.add_argument(
+        "--log-format",
+        default="plain",
+        choices=("plain", "json"),
+        help="plain lines for a terminal, or one JSON object per line (default: plain)",
     )
     p.add_argument(
         "--models",

@@ -3,6 +3,8 @@ table) and passed down."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import secrets
 from pathlib import Path
@@ -18,7 +20,11 @@ class Settings(BaseSettings):
     """Every `FRAMEWIRE_*` variable (README, "Running the server"); the names are a public
     interface."""
 
-    model_config = SettingsConfigDict(env_prefix="FRAMEWIRE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FRAMEWIRE_",
+        extra="ignore",
+        hide_input_in_errors=True,  # errors hold secrets
+    )
 
     api_keys: Annotated[dict[str, float | None], NoDecode] = Field(default_factory=dict)
     secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -67,6 +73,16 @@ class Settings(BaseSettings):
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)
     key_concurrency: int = Field(default=10, gt=0)
+    webhook_url: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Receivers of the usage webhooks (comma-separated); none: no webhooks."""
+    webhook_secret: str | None = None
+    """`whsec_` + base64 key that signs every webhook (Standard Webhooks)."""
+    webhook_retry_for: float = Field(default=3600.0, gt=0)
+    """Seconds a webhook is retried (exponential backoff) before it is dropped."""
+    webhook_backoff: float = Field(default=5.0, gt=0)
+    """Seconds before a webhook's first retry; each further retry waits twice as long."""
+    drain_timeout: float = Field(default=30.0, ge=0)
+    """Seconds running sessions may continue after SIGTERM before the server ends them."""
     http_header_timeout: float = Field(default=10.0, gt=0)
     """Seconds for a connection to send a request's headers (slowloris, idle connects)."""
     http_body_timeout: float = Field(default=30.0, gt=0)
@@ -93,7 +109,7 @@ class Settings(BaseSettings):
             keys[key.strip()] = float(credit) if sep else None
         return keys
 
-    @field_validator("blocked_terms", "ice_interfaces", "turn_urls", mode="before")
+    @field_validator("blocked_terms", "ice_interfaces", "turn_urls", "webhook_url", mode="before")
     @classmethod
     def _parse_csv(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -121,6 +137,23 @@ class Settings(BaseSettings):
             raise ValueError("FRAMEWIRE_TURN_URLS needs FRAMEWIRE_TURN_SECRET")
         if self.ice_udp_port is not None and self.ice_port_range is not None:
             raise ValueError("set FRAMEWIRE_ICE_UDP_PORT or FRAMEWIRE_ICE_PORT_RANGE, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _webhooks_need_secret(self) -> Settings:
+        """Receivers need a `whsec_<base64>` secret, and http(s) URLs."""
+        if not self.webhook_url:
+            return self
+        secret = self.webhook_secret or ""
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            key = b""
+        if not secret.startswith("whsec_") or not key:
+            raise ValueError("FRAMEWIRE_WEBHOOK_URL needs FRAMEWIRE_WEBHOOK_SECRET=whsec_<base64>")
+        for url in self.webhook_url:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"FRAMEWIRE_WEBHOOK_URL: {url!r} is not an http(s) URL")
         return self
 
     @field_validator("ice_port_range", mode="before")

@@ -1,6 +1,6 @@
 """The effective configuration as `framewire serve --check` prints it: every FRAMEWIRE_*
-setting with its value, secrets masked (API keys, the signing secret, the TURN secret and any
-password in the Redis URL)."""
+setting with its value, secrets masked (API keys, the signing secret, the TURN and webhook secrets,
+any password in the Redis URL)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 from framewire.config import Settings
 
 MASK = "****"
-SECRET_FIELDS = ("secret", "turn_secret")
+SECRET_FIELDS = ("secret", "turn_secret", "webhook_secret")
 
 
 def _api_keys(keys: dict[str, float | None]) -> str:

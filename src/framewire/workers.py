@@ -8,9 +8,11 @@ and the ledger through Redis (`FRAMEWIRE_REDIS_URL` is required), so any worker 
 route. Worker i runs as instance `<FRAMEWIRE_INSTANCE_ID or a random id>-<i>`; with `--devices`
 it sees only accelerator `devices[i % len(devices)]` (`CUDA_VISIBLE_DEVICES`).
 
-SIGTERM or SIGINT to the parent stops every worker (each ends its sessions with `error`, as a
-stopping instance does) and the parent exits. A worker that dies is started again under the same
-instance id; the new run settles what the old one left (`error`, billed once) before serving.
+SIGTERM or SIGINT to the parent stops every worker (each drains as a stopping instance does:
+no new sessions, the running ones end with `shutdown` after FRAMEWIRE_DRAIN_TIMEOUT; a second
+signal to the parent is passed on and cuts the drain short) and the parent exits. A worker that
+dies is started again under the same instance id; the new run settles what the old one left
+(`error`, billed once) before serving.
 A worker that keeps dying right after its start stops the whole server (exit 1).
 """
 
@@ -32,7 +34,8 @@ log = logging.getLogger("framewire.workers")
 
 POLL = 0.2
 STOP_GRACE = 15.0
-"""Seconds the workers get to end their sessions after SIGTERM before they are killed."""
+"""Seconds the workers get, beyond their drain, to settle and exit after SIGTERM before they
+are killed."""
 QUICK_DEATH = 5.0
 """A worker that dies this soon after its start counts as failing to start."""
 MAX_QUICK_DEATHS = 3
@@ -102,8 +105,11 @@ class Worker:
 class Supervisor:
     """Starts the workers, restarts the ones that die, stops them all on a signal."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], count: int, devices: list[str]):
+    def __init__(
+        self, argv: list[str], env: dict[str, str], count: int, devices: list[str], drain: float
+    ):
         self._argv = argv
+        self._grace = drain + STOP_GRACE
         self._env = env
         self._count = count
         self._devices = devices
@@ -119,6 +125,10 @@ class Supervisor:
         return Worker(index, subprocess.Popen(self._argv, env=env))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping:  # a second signal: the workers end their drain at once
+            for worker in self._workers:
+                if worker.process.poll() is None:
+                    worker.process.send_signal(signal.SIGTERM)
         self._stopping = True
 
     def run(self) -> int:
@@ -153,7 +163,7 @@ class Supervisor:
         for worker in self._workers:
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
+        deadline = time.monotonic() + self._grace
         for worker in self._workers:
             try:
                 worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -162,8 +172,11 @@ class Supervisor:
                 worker.process.wait()
 
 
-def supervise(host: str, port: int, count: int, devices: list[str], worker_args: list[str]) -> int:
-    """Run `count` workers of `framewire serve` on host:port until a signal; the exit status."""
+def supervise(
+    host: str, port: int, count: int, devices: list[str], worker_args: list[str], drain: float
+) -> int:
+    """Run `count` workers of `framewire serve` on host:port until a signal; the exit status.
+    `drain`: FRAMEWIRE_DRAIN_TIMEOUT, how long a stopping worker lets its sessions run."""
     holder = reserve_port(host, port)
     bound = holder.getsockname()[1]
     env = dict(os.environ)
@@ -175,6 +188,6 @@ def supervise(host: str, port: int, count: int, devices: list[str], worker_args:
     ]  # fmt: skip
     log.info("serving on %s:%d with %d workers", host, bound, count)
     try:
-        return Supervisor(argv, env, count, devices).run()
+        return Supervisor(argv, env, count, devices, drain).run()
     finally:
         holder.close()

@@ -106,7 +106,12 @@ async def test_page_runs_a_session_that_follows_prompt_and_image(browser: Browse
             f"1280{TIMES}720", timeout=WAIT_MS
         )
         await expect(page.locator("#stat-fps")).to_have_text(re.compile(r"^\d+$"))
-        await expect(page.locator("#stat-rtt")).to_have_text(re.compile(r"^\d+ ms$"))
+        # What the server measures, labelled as such: its added latency and its candidate type.
+        await expect(page.locator("#stat-latency")).to_have_text(re.compile(r"^\d+ ms$"))
+        await expect(page.locator("#stat-latency").locator("xpath=..")).to_contain_text(
+            "server latency"
+        )
+        await expect(page.locator("#stat-path")).to_have_text("host")  # loopback, no TURN
         await expect(page.locator("#usage")).not_to_have_text("0", timeout=WAIT_MS)
 
         # A new prompt: sepia tones replace the grey.

@@ -22,14 +22,17 @@ from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
 from framewire.media.network import host_sockets
 from framewire.media.turn import TURN_TTL_MARGIN, turn_server
+from framewire.metrics import Metrics
 from framewire.models.catalog import Catalog, load_catalog
 from framewire.models.registry import ModelRegistry
 from framewire.policy.plugins import build_enhancer, build_moderator
 from framewire.sessions.admission import Admission, share_of_cores
 from framewire.sessions.content import Content
+from framewire.sessions.lifecycle import Lifecycle
 from framewire.sessions.ports import Limits, Ports
 from framewire.sessions.service import SessionService
 from framewire.sessions.tokens import EventTokens
+from framewire.sessions.webhooks import Usage, WebhookSender
 from framewire.state.base import State
 from framewire.state.connect import open_state
 
@@ -38,6 +41,8 @@ HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TTL = 10.0
 SWEEP_EVERY = 2.0
 """Seconds between looks for instances whose heartbeat expired (owner death)."""
+WEBHOOK_FLUSH = 5.0
+"""Seconds a stopping instance keeps delivering due webhooks (the rest stay in the outbox)."""
 
 
 def create_app(
@@ -52,14 +57,13 @@ def create_app(
     else the built-ins. Raises ModelsFileError / PolicyPluginError when those cannot load."""
     settings = settings or Settings()
     content = content_checks(settings, registry, catalog)
-    if not settings.api_keys:
-        dev_key = "fw_dev_" + secrets.token_urlsafe(18)
-        settings.api_keys = {dev_key: None}
-        log.warning("FRAMEWIRE_API_KEYS is not set: development key %s", dev_key)
     shared = state if state is not None else open_state(settings.redis_url)
-    legs = open_legs(settings, content.registry)
-    api_keys = ApiKeys(settings.api_keys)
-    service = session_service(settings, shared, legs, content)
+    metrics = Metrics(settings.instance_id)
+    legs = open_legs(settings, content.registry, metrics)
+    api_keys = ApiKeys(with_keys(settings))
+    sender, lifecycle = usage_reports(settings, shared, metrics)
+    service = session_service(settings, shared, legs, content, lifecycle)
+    metrics.watch_load(load_readings(service, legs))
 
     async def heartbeat() -> None:
         await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
@@ -76,12 +80,14 @@ def create_app(
             loop.create_task(every(SWEEP_EVERY, "orphan sweep", service.sweep_orphans)),
         ]
         await service.start()
+        sender.start()
         try:
             yield
         finally:
             for task in periodic:
                 task.cancel()
             await service.stop()
+            await sender.stop(flush=WEBHOOK_FLUSH)
             await legs.close_all()
             if state is None:  # made here, so closed here
                 await shared.close()
@@ -93,16 +99,56 @@ def create_app(
     app.state.sessions = service
     app.state.legs = legs
     app.state.sse_streams = Counter()
-    problems.install(app)
-    keyguard.install(app, api_keys, settings)
-    for router in (realtime.router, events.router, leg_routes.router, models.router, ice.router):
-        app.include_router(router)
-    app.include_router(ops.router)
-    app.include_router(web.router)
+    app.state.metrics = metrics
+    install_routes(app, api_keys, settings)
     return app
 
 
-def open_legs(settings: Settings, registry: ModelRegistry) -> Legs:
+def install_routes(app: FastAPI, api_keys: ApiKeys, settings: Settings) -> None:
+    """Error mapping, the key guard, then every router (the web page's catch-all last)."""
+    problems.install(app)
+    keyguard.install(app, api_keys, settings)
+    for module in (realtime, events, leg_routes, models, ice, ops, web):
+        app.include_router(module.router)
+
+
+def with_keys(settings: Settings) -> dict[str, float | None]:
+    """The API keys, with a development key (printed) when none is configured."""
+    if not settings.api_keys:
+        dev_key = "fw_dev_" + secrets.token_urlsafe(18)
+        settings.api_keys = {dev_key: None}
+        log.warning("FRAMEWIRE_API_KEYS is not set: development key %s", dev_key)
+    return settings.api_keys
+
+
+def load_readings(
+    service: SessionService, legs: Legs
+) -> dict[str, tuple[str, Callable[[], float]]]:
+    """The gauges of /metrics: what this instance holds and what admission measures."""
+    admission = service.admission
+    return {
+        "framewire_sessions_active": ("Sessions this instance owns", service.live_count),
+        "framewire_legs_open": ("WebRTC legs open on this instance", lambda: len(legs.all())),
+        "framewire_capacity_sessions": (
+            "Sessions this instance admits (measured cost; -1: none)",
+            lambda: admission.capacity() or -1,
+        ),
+        "framewire_core_per_session": (
+            "CPU cores one streaming session costs (measured)",
+            lambda: admission.session_cost().cores or 0.0,
+        ),
+        "framewire_loop_lag_seconds": (
+            "Median event-loop lag over the admission window",
+            admission.loop_lag,
+        ),
+        "framewire_overloaded": (
+            "1 while live signals shed new sessions",
+            lambda: int(admission.overload() is not None),
+        ),
+    }
+
+
+def open_legs(settings: Settings, registry: ModelRegistry, metrics: Metrics) -> Legs:
     return Legs(
         registry,
         IceOptions(
@@ -119,6 +165,7 @@ def open_legs(settings: Settings, registry: ModelRegistry) -> Legs:
         ),
         workers=model_workers(settings),
         video_codecs=settings.video_codecs,
+        metrics=metrics,
     )
 
 
@@ -157,8 +204,22 @@ def content_checks(
     )
 
 
+def usage_reports(
+    settings: Settings, shared: State, metrics: Metrics
+) -> tuple[WebhookSender, Lifecycle]:
+    """The webhook sender, and what sessions tell it (and the metrics) as they live."""
+    sender = WebhookSender(
+        shared.outbox,
+        settings.webhook_secret or "",
+        settings.webhook_retry_for,
+        settings.webhook_backoff,
+        lambda outcome: metrics.webhooks.labels(settings.instance_id, outcome).inc(),
+    )
+    return sender, Lifecycle(Usage(shared.outbox, settings.webhook_url, sender.wake), metrics)
+
+
 def session_service(
-    settings: Settings, shared: State, legs: Legs, content: Content
+    settings: Settings, shared: State, legs: Legs, content: Content, lifecycle: Lifecycle
 ) -> SessionService:
     ports = Ports(
         shared.sessions,
@@ -182,6 +243,8 @@ def session_service(
             retention=settings.session_retention,
         ),
         open_admission(settings, legs),
+        lifecycle,
+        lifecycle.metrics,
     )
 
 

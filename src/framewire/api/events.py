@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from framewire import errors
+from framewire.metrics import Metrics
 from framewire.sessions.service import SessionService
 from framewire.state.base import Event
 
@@ -42,8 +43,12 @@ async def stream(
     after: int,
     keepalive: float,
     open_streams: Counter[str],
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[str]:
     open_streams[session_id] += 1  # here, not in the route: only a started stream counts
+    if metrics is not None:
+        metrics.sse_opened.inc()
+        metrics.sse_open.inc()
     try:
         yield f"retry: {RECONNECT_MS}\n\n"
         async for event in service.follow(session_id, after, keepalive):
@@ -54,6 +59,8 @@ async def stream(
             if event.event == "generation_ended":
                 yield "data:\n\n"
     finally:
+        if metrics is not None:
+            metrics.sse_open.dec()
         open_streams[session_id] -= 1
         if open_streams[session_id] <= 0:
             del open_streams[session_id]
@@ -88,7 +95,7 @@ async def session_events(session_id: str, request: Request) -> StreamingResponse
             f"session {session_id} already has {MAX_STREAMS_PER_SESSION} open event streams"
         )
     return StreamingResponse(
-        stream(service, session_id, after, keepalive, open_streams),
+        stream(service, session_id, after, keepalive, open_streams, request.app.state.metrics),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -105,8 +105,7 @@ def api_key(scope: Scope) -> str | None:
 
 def too_many(wait: int) -> errors.FramewireError:
     return errors.TooManyFailedAuthentications(
-        f"too many requests with a missing or invalid API key from this address; "
-        f"retry in {wait} s",
+        f"too many requests with a missing or invalid API key from this address; retry in {wait} s",
         headers={"Retry-After": str(wait)},
     )
 

@@ -34,12 +34,13 @@ from dataclasses import dataclass
 import av
 from aiortc import RTCPeerConnection
 from aiortc.codecs.base import Encoder
-from aiortc.codecs.h264 import H264Encoder
-from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.codecs.h264 import H264Encoder, h264_depayload
+from aiortc.codecs.vpx import Vp8Encoder, vp8_depayload
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.frame import Frame
 from av.video.codeccontext import VideoCodecContext
 
+from framewire.media.probe import is_keyframe
 from framewire.rtc import internals as private
 
 MIN_KEYFRAME_INTERVAL = 0.5
@@ -133,9 +134,13 @@ class _Governed(Encoder):
     are made at most every MIN_KEYFRAME_INTERVAL: a PLI storm costs no more than that."""
 
     governor: BitrateGovernor
+    mime: str
+    on_encoded: Callable[[float, bool], None] | None = None
+    """Told each frame's encode time (seconds) and whether it was a keyframe (codec thread)."""
     _forced_at = float("-inf")
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        started = time.perf_counter()
         if force_keyframe:
             now = time.monotonic()
             force_keyframe = now - self._forced_at >= MIN_KEYFRAME_INTERVAL
@@ -143,7 +148,16 @@ class _Governed(Encoder):
         # The mixin always precedes a concrete aiortc encoder in the MRO.
         payloads, timestamp = super().encode(frame, force_keyframe)  # type: ignore[safe-super]
         self.governor.sent(sum(len(p) for p in payloads))
+        if self.on_encoded is not None:
+            self.on_encoded(time.perf_counter() - started, self._keyframe(payloads))
         return payloads, timestamp
+
+    def _keyframe(self, payloads: list[bytes]) -> bool:
+        """Whether the frame just encoded is a keyframe (its packets, depayloaded)."""
+        if self.mime == "video/vp8":
+            return bool(payloads) and is_keyframe(self.mime, vp8_depayload(payloads[0]))
+        nal_starts = (d for d in map(h264_depayload, payloads) if d.startswith(b"\0\0\0\1"))
+        return any(is_keyframe(self.mime, d) for d in nal_starts)  # FU-A middles have no start
 
     @property
     def target_bitrate(self) -> int:
@@ -213,6 +227,8 @@ def realtime_h264(frame: av.VideoFrame, bitrate: int) -> VideoCodecContext:
 
 
 class GovernedVp8Encoder(_Governed, Vp8Encoder):
+    mime = "video/vp8"
+
     def __init__(self, governor: BitrateGovernor) -> None:
         super().__init__()
         self.governor = governor
@@ -232,6 +248,8 @@ class GovernedVp8Encoder(_Governed, Vp8Encoder):
 
 
 class GovernedH264Encoder(_Governed, H264Encoder):
+    mime = "video/h264"
+
     def __init__(self, governor: BitrateGovernor) -> None:
         super().__init__()
         self.governor = governor
@@ -249,7 +267,11 @@ _ENCODERS: dict[str, Callable[[BitrateGovernor], _Governed]] = {
 }
 
 
-def install_bitrate_policy(pc: RTCPeerConnection, policy: BitratePolicy) -> list[BitrateGovernor]:
+def install_bitrate_policy(
+    pc: RTCPeerConnection,
+    policy: BitratePolicy,
+    on_encoded: Callable[[float, bool], None] | None = None,
+) -> list[BitrateGovernor]:
     """Give each video sender of `pc` an encoder governed by `policy`, for the codec the
     negotiation chose. Call after the local description is set, before media flows."""
     governors = []
@@ -262,7 +284,9 @@ def install_bitrate_policy(pc: RTCPeerConnection, policy: BitratePolicy) -> list
         if make is None:
             continue
         governor = BitrateGovernor(policy)
-        private.SENDER_ENCODER.set(sender, make(governor))
+        encoder = make(governor)
+        encoder.on_encoded = on_encoded
+        private.SENDER_ENCODER.set(sender, encoder)
         governors.append(governor)
     return governors
 

@@ -24,6 +24,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 from av.video.reformatter import VideoReformatter
 
+from framewire.metrics import Metrics
 from framewire.models.base import Frame, FrameModel, ModelSpec, StreamViolation
 
 log = logging.getLogger("framewire.media")
@@ -34,26 +35,95 @@ PACING_TOLERANCE = 0.5
 without letting the output rate exceed the model's fps."""
 
 
-class FrameStats:
-    """Counters of one leg's frame loop; latency is inbound arrival -> outbound hand-off."""
+STATS_WINDOW = 10.0
+"""Seconds of recent frames the rates and latency percentiles of a snapshot cover."""
+WINDOW_FRAMES = 1200
+"""Bound on the frames remembered for the window (10 s at 120 fps)."""
+RTP_TIMESTAMPS = 0xFFFFFFFF
+DECODING_LIMIT = 64
+"""Bound on the frames remembered between the jitter buffer and the decoder's output."""
 
-    def __init__(self) -> None:
+
+class FrameStats:
+    """Counters of one leg's frame loop; latency is inbound arrival -> outbound hand-off.
+    With `metrics`, every observation also feeds the instance's Prometheus collectors."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self.frames_in = 0
         self.frames_out = 0
         self.frames_dropped = 0
+        self.keyframes_sent = 0
         self.frames_late = 0
         """Inbound frames replaced by a newer one before the model could take them: the loop
         is not keeping up (admission sheds load on their ratio)."""
         self.work_seconds = 0.0
         """Worker-thread seconds spent on this leg's frames (scaling, model, conversion)."""
         self.last_inbound: float | None = None
-        self._latency_ms: deque[float] = deque(maxlen=1200)
+        self._metrics = metrics
+        self._arrivals: deque[float] = deque(maxlen=WINDOW_FRAMES)
+        self._sent: deque[tuple[float, float]] = deque(maxlen=WINDOW_FRAMES)
+        self._released: dict[int, float] = {}
+        self._origin: int | None = None
 
-    def record_latency(self, seconds: float) -> None:
-        self._latency_ms.append(seconds * 1000.0)
+    def released(self, timestamp: int) -> None:
+        """The jitter buffer handed the frame with this RTP timestamp to the decoder. (aiortc
+        gives the decoded frame, as pts, its timestamp minus the stream's first one.)"""
+        if self._origin is None:
+            self._origin = timestamp
+        self._released[(timestamp - self._origin) & RTP_TIMESTAMPS] = time.monotonic()
+        if len(self._released) > DECODING_LIMIT:
+            del self._released[next(iter(self._released))]
+
+    def inbound(self, now: float, timestamp: int | None = None) -> None:
+        """A decoded frame arrived (`timestamp`: its pts, the RTP timestamp)."""
+        self.frames_in += 1
+        self.last_inbound = now
+        self._arrivals.append(now)
+        released = None
+        if timestamp is not None:
+            released = self._released.pop(timestamp & RTP_TIMESTAMPS, None)
+        if self._metrics is not None:
+            self._metrics.frames_in.inc()
+            if released is not None:
+                self._metrics.decode_seconds.observe(now - released)
+
+    def dropped(self) -> None:
+        self.frames_dropped += 1
+        if self._metrics is not None:
+            self._metrics.frames_dropped.inc()
+
+    def outbound(self, now: float, arrived: float) -> None:
+        self.frames_out += 1
+        self._sent.append((now, now - arrived))
+        if self._metrics is not None:
+            self._metrics.frames_out.inc()
+            self._metrics.frame_latency.observe(now - arrived)
+
+    def encoded(self, seconds: float, keyframe: bool) -> None:
+        """The encoder (its own thread) took `seconds` for one frame."""
+        self.keyframes_sent += keyframe
+        if self._metrics is not None:
+            self._metrics.encode_seconds.observe(seconds)
+            if keyframe:
+                self._metrics.keyframes.inc()
+
+    def late(self) -> None:
+        """An inbound frame was replaced by a newer one before the model could take it."""
+        self.dropped()
+        self.frames_late += 1
+        if self._metrics is not None:
+            self._metrics.frames_late.inc()
+
+    def worked(self, seconds: float) -> None:
+        """A worker thread spent `seconds` on one frame (scale, model, conversion)."""
+        self.work_seconds += seconds
+        if self._metrics is not None:
+            self._metrics.model_seconds.observe(seconds)
 
     def snapshot(self) -> dict[str, float | int | None]:
-        ordered = sorted(self._latency_ms)
+        """Totals, plus fps each way and added-latency percentiles over the last 10 s."""
+        since = time.monotonic() - STATS_WINDOW
+        ordered = sorted(lat * 1000.0 for at, lat in self._sent if at >= since)
 
         def pct(p: float) -> float | None:
             if not ordered:
@@ -64,9 +134,19 @@ class FrameStats:
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "frames_dropped": self.frames_dropped,
+            "keyframes_sent": self.keyframes_sent,
+            "fps_in": rate([at for at in self._arrivals if at >= since]),
+            "fps_out": rate([at for at, _ in self._sent if at >= since]),
             "added_latency_ms_p50": pct(0.5),
             "added_latency_ms_p95": pct(0.95),
         }
+
+
+def rate(times: list[float]) -> float:
+    """Events per second over the span of `times` (ascending); 0 with fewer than two."""
+    if len(times) < 2 or times[-1] <= times[0]:
+        return 0.0
+    return round((len(times) - 1) / (times[-1] - times[0]), 2)
 
 
 class LatestFrameReader:
@@ -85,11 +165,9 @@ class LatestFrameReader:
             while True:
                 frame = await self._track.recv()
                 now = time.monotonic()
-                self._stats.frames_in += 1
-                self._stats.last_inbound = now
+                self._stats.inbound(now, frame.pts)
                 if self._latest is not None:
-                    self._stats.frames_dropped += 1
-                    self._stats.frames_late += 1
+                    self._stats.late()
                 assert isinstance(frame, VideoFrame)
                 self._latest = (frame, now)
                 self._fresh.set()
@@ -198,7 +276,7 @@ class PacedTrack(MediaStreamTrack):
             frame, arrived = await self._reader.next()
             if self._pacer.admit(arrived):
                 return frame, arrived
-            self._stats.frames_dropped += 1
+            self._stats.dropped()
 
     async def recv(self) -> VideoFrame:
         if self.readyState != "live":
@@ -221,8 +299,7 @@ class PacedTrack(MediaStreamTrack):
             self._on_first_frame()
         out.pts = int((now - self._start) * VIDEO_CLOCK)
         out.time_base = Fraction(1, VIDEO_CLOCK)
-        self._stats.frames_out += 1
-        self._stats.record_latency(now - arrived)
+        self._stats.outbound(now, arrived)
         return out
 
 
@@ -267,7 +344,7 @@ class ModelTrack(PacedTrack):
                 )
             return encodable(image, self._yuv)
         finally:
-            self._stats.work_seconds += time.monotonic() - began
+            self._stats.worked(time.monotonic() - began)
 
     async def _process(self, frame: VideoFrame) -> VideoFrame:
         loop = asyncio.get_running_loop()

@@ -31,7 +31,9 @@ from framewire.media.frameloop import (
     PacedTrack,
     drain,
 )
+from framewire.media.rtcstats import RateMeter, transport_stats
 from framewire.media.turn import TurnServer
+from framewire.metrics import Metrics
 from framewire.models.base import Frame, FrameModel, ModelSpec
 from framewire.rtc.gathering import TrickleGatherer, install_trickle
 from framewire.rtc.jitter import install_marker_release
@@ -109,11 +111,13 @@ class Leg:
         executor: Executor,
         ice: IceOptions,
         video_codecs: list[str],
+        metrics: Metrics | None = None,
     ) -> None:
         self.id = leg_id
         self.spec = spec
         self.created_at = time.time()
-        self.stats = FrameStats()
+        self.stats = FrameStats(metrics)
+        self._rates = RateMeter()
         self.owner: str | None = None
         """Key id of the API key that opened a bare leg; None for a session's leg."""
         self._listener: LegListener | None = None
@@ -204,9 +208,11 @@ class Leg:
             raise InvalidOffer(f"the SDP offer cannot be answered: {exc!r}") from exc
         except (RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
-        install_marker_release(self._pc)
+        install_marker_release(self._pc, self.stats.released)
         install_bitrate_policy(
-            self._pc, BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps)
+            self._pc,
+            BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps),
+            self.stats.encoded,
         )
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_connect())
         self._stall_watch = asyncio.get_running_loop().create_task(self._watch_stall())
@@ -378,6 +384,12 @@ class Leg:
         if last is None:
             return time.time() - self.created_at
         return time.monotonic() - last
+
+    async def media_stats(self) -> dict[str, Any]:
+        """The frame loop's counters and rates with the transport's (GET session `stats`)."""
+        if self._closed:
+            return self.stats.snapshot()
+        return {**self.stats.snapshot(), **await transport_stats(self._pc, self._rates)}
 
     def describe(self) -> dict[str, Any]:
         return {

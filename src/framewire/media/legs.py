@@ -12,6 +12,7 @@ from typing import cast
 from framewire.media.batching import BatchRunner, BatchSlot
 from framewire.media.codecs import VIDEO_CODECS
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
+from framewire.metrics import Metrics
 from framewire.models.base import Frame, FrameModel, ModelSpec, SharedModel
 from framewire.models.registry import ModelRegistry, is_shared
 
@@ -27,6 +28,13 @@ class CapacityFull(RuntimeError):
         super().__init__(f"this instance is at its limit of {limit} sessions and legs")
 
 
+class ShuttingDown(CapacityFull):
+    """This instance is draining before it stops: it opens no more legs."""
+
+    def __init__(self, limit: int) -> None:
+        RuntimeError.__init__(self, "this instance is shutting down; try another one")
+
+
 class Legs:
     """Creates, finds and closes legs; owns the worker threads models run in."""
 
@@ -36,13 +44,17 @@ class Legs:
         ice: IceOptions,
         workers: int,
         video_codecs: list[str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.registry = registry
         self.ice = ice
         self.video_codecs = video_codecs or list(VIDEO_CODECS)
+        self.metrics = metrics
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
         self._legs: dict[str, Leg] = {}
         self._reserved = 0
+        self.draining = False
+        """Set at shutdown: `reserve` refuses every new leg."""
         self._runners: dict[str, BatchRunner] = {}
 
     async def open(
@@ -73,6 +85,7 @@ class Legs:
             self._executor,
             self.ice,
             self.video_codecs,
+            self.metrics,
         )
         leg.owner = owner
         if listener is not None:
@@ -115,6 +128,8 @@ class Legs:
     def reserve(self, limit: int) -> Iterator[None]:
         """Hold a place for a leg being set up (across the awaits before `open` returns), so
         concurrent requests cannot overrun `limit`. Raises CapacityFull when none is left."""
+        if self.draining:
+            raise ShuttingDown(limit)
         if self.count() >= limit:
             raise CapacityFull(limit)
         self._reserved += 1

@@ -3,8 +3,9 @@
 aiortc 1.16 / aioice 0.13 are pinned (pyproject.toml, constraints.txt) because framewire reaches
 past their public API in a few places: trickle gathering and the shared UDP port (gathering.py),
 ICE restart in place (restart.py), marker release in the jitter buffer (jitter.py), governed
-encoders (media/codecs.py), keyframe counting (media/probe.py). Nothing else in `framewire` names
-a private attribute of theirs; everything goes through a `Private` below, which
+encoders (media/codecs.py), keyframe counting (media/probe.py), the selected candidate pair and
+negotiated codec in a leg's stats (media/rtcstats.py). Nothing else in `framewire` names a private
+attribute of theirs; everything goes through a `Private` below, which
 
 - checks class-level attributes (methods) when this module is imported,
 - reads an instance attribute before it writes it, so a renamed attribute raises
@@ -22,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar, cast
 
 from aioice import Candidate, Connection
-from aioice.ice import StunProtocol, TransportPolicy
+from aioice.ice import CandidatePair, StunProtocol, TransportPolicy
 from aioice.turn import TurnTransport
 from aiortc import (
     RTCIceGatherer,
@@ -119,6 +120,7 @@ CONN_LOCAL_CANDIDATES: Private[list[Candidate]] = Private(Connection, "_local_ca
 CONN_LOCAL_START: Private[bool] = Private(Connection, "_local_candidates_start")
 CONN_LOCAL_END: Private[bool] = Private(Connection, "_local_candidates_end")
 CONN_REMOTE_CANDIDATES: Private[list[Candidate]] = Private(Connection, "_remote_candidates")
+CONN_NOMINATED: Private[dict[int, CandidatePair]] = Private(Connection, "_nominated")
 CONN_TRANSPORT_POLICY: Private[TransportPolicy] = Private(Connection, "_transport_policy")
 CONN_USE_IPV4: Private[bool] = Private(Connection, "_use_ipv4")
 CONN_USE_IPV6: Private[bool] = Private(Connection, "_use_ipv6")

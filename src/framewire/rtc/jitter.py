@@ -35,7 +35,10 @@ class MarkerJitterBuffer(JitterBuffer):
     """aiortc's video jitter buffer, plus release of a complete frame on its marker packet."""
 
     def __init__(
-        self, capacity: int = VIDEO_CAPACITY, clock: Callable[[], float] = time.monotonic
+        self,
+        capacity: int = VIDEO_CAPACITY,
+        clock: Callable[[], float] = time.monotonic,
+        on_release: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(capacity=capacity, is_video=True)
         # Read directly below (the per-packet path): checked once here.
@@ -44,8 +47,16 @@ class MarkerJitterBuffer(JitterBuffer):
         )
         self._clock = clock
         self._last_release: float | None = None
+        self._on_release = on_release
+        """Told the RTP timestamp of each frame handed to the decoder."""
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli, frame = self._add(packet)
+        if frame is not None and self._on_release is not None:
+            self._on_release(frame.timestamp)
+        return pli, frame
+
+    def _add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli, frame = super().add(packet)
         now = self._clock()
         if frame is not None or self._last_release is None:
@@ -114,7 +125,9 @@ class MarkerJitterBuffer(JitterBuffer):
         return None
 
 
-def install_marker_release(pc: RTCPeerConnection) -> None:
+def install_marker_release(
+    pc: RTCPeerConnection, on_release: Callable[[int], None] | None = None
+) -> None:
     """Give every video receiver of `pc` a MarkerJitterBuffer. Call after the remote
     description is set (receivers exist) and before media flows (the buffer is empty)."""
     for transceiver in pc.getTransceivers():
@@ -122,4 +135,4 @@ def install_marker_release(pc: RTCPeerConnection) -> None:
         if transceiver.kind == "video" and not isinstance(
             private.RECEIVER_JITTER_BUFFER.get(receiver), MarkerJitterBuffer
         ):
-            private.RECEIVER_JITTER_BUFFER.set(receiver, MarkerJitterBuffer())
+            private.RECEIVER_JITTER_BUFFER.set(receiver, MarkerJitterBuffer(on_release=on_release))

@@ -61,9 +61,16 @@ class End:
     reason: str
 
 
-Command = Trickle | Restart | SetPrompt | SetImage | End
+@dataclass(frozen=True)
+class Stats:
+    """The leg's media figures (GET session `stats`)."""
+
+    session_id: str
+
+
+Command = Trickle | Restart | SetPrompt | SetImage | End | Stats
 KINDS: dict[str, type[Command]] = {
-    cls.__name__: cls for cls in (Trickle, Restart, SetPrompt, SetImage, End)
+    cls.__name__: cls for cls in (Trickle, Restart, SetPrompt, SetImage, End, Stats)
 }
 
 

@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from framewire import logs
 from framewire.media.leg import Leg
 from framewire.sessions.icewatch import IceWatch
+from framewire.sessions.lifecycle import Lifecycle, log_fields
 from framewire.sessions.record import SessionRecord
 from framewire.sessions.settle import settle
 from framewire.state.base import EventLog, Fenced, Ledger, SessionStore, StateUnavailable
@@ -48,8 +50,11 @@ class LiveSession:
         timings: Timings,
         on_closed: Callable[[LiveSession], Awaitable[None]],
         ice_servers: Callable[[], list[dict[str, Any]]] = list,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
+        logs.bind(**log_fields(record))  # for the lines of this session's tasks
         self.record = record
+        self._lifecycle = lifecycle or Lifecycle()
         self.leg = leg
         self._store = store
         self._events = events
@@ -65,6 +70,8 @@ class LiveSession:
         self._next_tick: float | None = None
         self._credit_deadline: float | None = None
         self._ending: asyncio.Task[SessionRecord] | None = None
+        self._started: asyncio.Task[None] | None = None
+        """The first frame's bookkeeping (persist, notify), held so it is not collected."""
         self._charging: asyncio.Future[float | None] | None = None
         self.balance_at_start: float | None = None
         """The key's balance when the session was created; bounds the first charge."""
@@ -130,11 +137,16 @@ class LiveSession:
         if self.balance_at_start is not None:
             self._credit_deadline = now + self.balance_at_start
         self.publish("generation_started", {})
-        asyncio.get_running_loop().create_task(self.persist())
+        self._started = asyncio.get_running_loop().create_task(self._on_started())
         self._wake()
 
     def on_ended(self, reason: str) -> None:
         self.end_soon(reason)
+
+    async def _on_started(self) -> None:
+        await self.persist()
+        if not self._fenced:
+            await self._lifecycle.started(self.record)
 
     async def persist(self) -> None:
         """Store the record as this owner holds it (fenced)."""
@@ -256,7 +268,9 @@ class LiveSession:
             await self._outbox.put(None)  # what was published lands before the end events
             await self._writer
             if not self._fenced:
-                settled = await settle(self._ledger, record, reason, now, self._timings.retention)
+                settled = await settle(
+                    self._ledger, record, reason, now, self._timings.retention, self._lifecycle
+                )
                 self._fenced = settled is None
                 self.record = settled or record
         except StateUnavailable as exc:  # the store is away: local resources still go

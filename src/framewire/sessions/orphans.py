@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import time
 
+from framewire.sessions.lifecycle import Lifecycle
 from framewire.sessions.ports import Ports
 from framewire.sessions.record import SessionRecord
 from framewire.sessions.settle import settle
 
 
 class OrphanReaper:
-    def __init__(self, instance_id: str, ports: Ports, retention: float) -> None:
+    def __init__(
+        self, instance_id: str, ports: Ports, retention: float, lifecycle: Lifecycle
+    ) -> None:
         self.instance_id = instance_id
         self.ports = ports
         self.retention = retention
+        self.lifecycle = lifecycle
 
     async def sweep(self) -> None:
         """End the sessions of every instance whose heartbeat expired, then forget it."""
@@ -51,7 +55,9 @@ class OrphanReaper:
             shown = await self._last_tick(record.session_id)
             floor = record.started_at + max(record.charged, shown)
         ended_at = min(time.time(), max(died_at, floor))
-        settled = await settle(self.ports.ledger, record, "error", ended_at, self.retention)
+        settled = await settle(
+            self.ports.ledger, record, "error", ended_at, self.retention, self.lifecycle
+        )
         if settled is not None:
             return settled
         stored = await self.ports.sessions.get(record.session_id)  # settled elsewhere

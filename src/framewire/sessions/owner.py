@@ -5,12 +5,15 @@ its owner. One handler per command type."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from framewire import errors
 from framewire.media.legs import Legs
+from framewire.metrics import Metrics
 from framewire.models.base import Frame
 from framewire.rtc.restart import with_ice_credentials
 from framewire.sessions import commands as cmd
@@ -21,15 +24,27 @@ from framewire.sessions.ports import Ports
 from framewire.sessions.record import SessionRecord
 from framewire.state.base import Record
 
+log = logging.getLogger("framewire.sessions")
 COMMAND_TIMEOUT = 10.0
+SHUTDOWN = "shutdown"
+"""The end reason of sessions still running when a draining server stops."""
+DRAIN_POLL = 0.5
 Handler = Callable[[LiveSession, Any, bytes, Frame | None], Awaitable[Record]]
 
 
 class Owner:
     def __init__(
-        self, instance_id: str, ports: Ports, legs: Legs, content: Content, timings: Timings
+        self,
+        instance_id: str,
+        ports: Ports,
+        legs: Legs,
+        content: Content,
+        timings: Timings,
+        metrics: Metrics | None = None,
     ) -> None:
         self.instance_id = instance_id
+        self.metrics = metrics
+        self._hurry = asyncio.Event()
         self.ports = ports
         self.legs = legs
         self.content = content
@@ -41,15 +56,34 @@ class Owner:
             cmd.SetPrompt: self._set_prompt,
             cmd.SetImage: self._set_image,
             cmd.End: self._end,
+            cmd.Stats: self._stats,
         }
 
     async def serve(self) -> None:
         await self.ports.commands.serve(self.instance_id, self._handle)
 
     async def stop(self) -> None:
-        """End every session this instance owns (reason `error`: the server went away)."""
-        await asyncio.gather(*(s.end("error") for s in list(self.live.values())))
+        """End every session this instance still owns (reason `shutdown`)."""
+        self.legs.draining = True
+        await asyncio.gather(*(s.end(SHUTDOWN) for s in list(self.live.values())))
         await self.ports.commands.stop()
+
+    async def drain(self, timeout: float) -> None:
+        """Graceful shutdown: admit nothing more, let running sessions go on for up to `timeout`
+        seconds (or until `hurry`), then end the rest with reason `shutdown`."""
+        self.legs.draining = True
+        log.warning("draining: %d sessions may run for up to %.0f s", len(self.live), timeout)
+        deadline = time.monotonic() + timeout
+        while self.live and not self._hurry.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), min(DRAIN_POLL, timeout))
+        if self.live:
+            log.warning("ending %d sessions: the server is shutting down", len(self.live))
+        await asyncio.gather(*(s.end(SHUTDOWN) for s in list(self.live.values())))
+
+    def hurry(self) -> None:
+        """A second signal: end the drain now."""
+        self._hurry.set()
 
     async def adopt(self, live: LiveSession) -> None:
         self.live[live.record.session_id] = live
@@ -68,10 +102,13 @@ class Owner:
         payload (`frame`, the payload decoded for validation, only saves the work here)."""
         if owner == self.instance_id:
             return await self.run(command, blob, frame)
+        sent = time.monotonic()
         try:
             reply = await self.ports.commands.call(
                 owner, cmd.encode(command), COMMAND_TIMEOUT, blob
             )
+            if self.metrics is not None:
+                self.metrics.bus_round_trip.observe(time.monotonic() - sent)
         except TimeoutError as exc:
             raise errors.OwnerUnreachable(
                 f"instance {owner} holding this session did not answer"
@@ -163,3 +200,8 @@ class Owner:
     ) -> Record:
         record: SessionRecord = await live.end(command.reason)
         return {"record": record.to_dict()}
+
+    async def _stats(
+        self, live: LiveSession, command: cmd.Stats, blob: bytes, frame: Frame | None
+    ) -> Record:
+        return {"stats": await live.leg.media_stats()}

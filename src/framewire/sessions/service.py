@@ -16,12 +16,14 @@ from typing import Any
 from framewire import errors
 from framewire.media.leg import Leg
 from framewire.media.legs import Legs
+from framewire.metrics import Metrics
 from framewire.models.base import Frame, ModelSpec
 from framewire.sessions import commands as cmd
 from framewire.sessions.admission import Admission
 from framewire.sessions.barelegs import BareLegs
 from framewire.sessions.content import Content
 from framewire.sessions.etags import ice_ufrag, new_etag
+from framewire.sessions.lifecycle import Lifecycle
 from framewire.sessions.live import LiveSession, Timings
 from framewire.sessions.orphans import OrphanReaper
 from framewire.sessions.owner import Owner
@@ -69,8 +71,11 @@ class SessionService:
         tokens: EventTokens,
         limits: Limits,
         admission: Admission,
+        lifecycle: Lifecycle | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.instance_id = instance_id
+        self.lifecycle = lifecycle or Lifecycle()
         self.ports = ports
         self.legs = legs
         self.content = content
@@ -84,8 +89,8 @@ class SessionService:
             legs.ice.disconnect_grace,
             legs.ice.restart_timeout,
         )
-        self.owner = Owner(instance_id, ports, legs, content, timings)
-        self.reaper = OrphanReaper(instance_id, ports, limits.retention)
+        self.owner = Owner(instance_id, ports, legs, content, timings, metrics)
+        self.reaper = OrphanReaper(instance_id, ports, limits.retention, self.lifecycle)
         self.bare = BareLegs(legs, self.owner, content, admission)
 
     async def start(self) -> None:
@@ -96,6 +101,17 @@ class SessionService:
     async def stop(self) -> None:
         await self.admission.stop()
         await self.owner.stop()
+
+    @property
+    def draining(self) -> bool:
+        return self.legs.draining
+
+    async def drain(self, timeout: float) -> None:
+        """Graceful shutdown (see `Owner.drain`)."""
+        await self.owner.drain(timeout)
+
+    def hurry(self) -> None:
+        self.owner.hurry()
 
     async def sweep_orphans(self) -> None:
         await self.reaper.sweep()
@@ -144,8 +160,10 @@ class SessionService:
             self.owner.timings,
             self.owner.closed,
             ice_servers=lambda: self.ice_servers(record),
+            lifecycle=self.lifecycle,
         )
         live.balance_at_start = balance
+        await self.lifecycle.created(record)
         await self.owner.adopt(live)
         return Created(record, answer, self.event_token(record), self.ice_servers(record))
 
@@ -199,8 +217,13 @@ class SessionService:
         view = View(record, self.event_token(record), self.ice_servers(record))
         live = self.owner.live.get(session_id)
         if live is not None:
-            view.stats = live.leg.stats.snapshot()
             view.connection_state = live.leg.connection_state
+        if not record.ended:
+            try:  # from the owner: here, or over the bus
+                reply = await self.owner.send(record.owner, cmd.Stats(session_id))
+                view.stats = reply["stats"]
+            except (errors.Gone, errors.NotFound):
+                pass  # it ended meanwhile
         return view
 
     def token_expiry(self, token: str, session_id: str) -> float | None:

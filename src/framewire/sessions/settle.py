@@ -6,33 +6,48 @@ from __future__ import annotations
 from typing import Any
 
 from framewire import errors
+from framewire.sessions.lifecycle import Lifecycle
 from framewire.sessions.record import SessionRecord
 from framewire.state.base import Ledger
 
 END_PROBLEMS = {
-    reason: {"type": errors.PROBLEM_BASE + slug, "title": title, "detail": detail, "status": 500}
-    for reason, slug, title, detail in (
-        ("error", "generation-failed", "Generation failed", "the session ended on a server fault"),
+    reason: {"type": errors.PROBLEM_BASE + slug, "title": title, "detail": detail, "status": status}
+    for reason, slug, title, detail, status in (
+        (
+            "error",
+            "generation-failed",
+            "Generation failed",
+            "the session ended on a server fault",
+            500,
+        ),
         (
             "moderation_violation",
             "moderation-violation",
             "Stream rejected by moderation",
             "the video stream violated the content policy",
+            500,
         ),
+        ("shutdown", "server-shutdown", "Server shutting down", "the server is shutting down", 503),
     )
 }
 """Ends that are the server's verdict also send an `error` event (a problem) before the end."""
 
 
 async def settle(
-    ledger: Ledger, record: SessionRecord, reason: str, ended_at: float, retention: float
+    ledger: Ledger,
+    record: SessionRecord,
+    reason: str,
+    ended_at: float,
+    retention: float,
+    lifecycle: Lifecycle,
 ) -> SessionRecord | None:
     """End `record` at `ended_at` for `reason`, in one atomic, fenced step: the ledger gets the
     generation seconds it has not been charged yet, the key's slot is freed, the final record
     (kept `retention` seconds) and the end events (`error` for a server verdict, then
     `generation_ended`) are written. Returns the final record, or None when the writer was
     fenced: the session was settled elsewhere (or its epoch moved on), and nothing was written.
-    `record` itself is not changed."""
+    `record` itself is not changed. The settling instance alone then tells `lifecycle` (log
+    line, metrics, the `session.ended` webhook)."""
     final = SessionRecord.from_dict(record.to_dict())
     final.status, final.reason, final.ended_at = "ended", reason, ended_at
     final.seconds = final.generation_seconds()
@@ -42,4 +57,8 @@ async def settle(
         events.append(("error", END_PROBLEMS[reason]))
     events.append(("generation_ended", {"seconds": final.seconds, "reason": reason}))
     settled = await ledger.settle(final.to_dict(), retention, events)
-    return None if settled is None else SessionRecord.from_dict(settled)
+    if settled is None:
+        return None
+    final = SessionRecord.from_dict(settled)
+    await lifecycle.ended(final)
+    return final

@@ -82,6 +82,40 @@ class EventLog(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook message for one receiver, as the outbox keeps it until it is delivered."""
+
+    key: str
+    """Unique per message and receiver: the outbox's handle on it."""
+    message_id: str
+    """The `webhook-id`: the same on every attempt, so receivers de-duplicate."""
+    url: str
+    body: str
+    created_at: float
+    attempts: int = 0
+
+
+class Outbox(Protocol):
+    """Webhook deliveries waiting to be sent. With several instances on one store, `take` hands
+    each due delivery to one of them at a time."""
+
+    async def add(self, delivery: Delivery) -> None: ...
+
+    async def take(self, limit: int, lease: float) -> list[Delivery]:
+        """Up to `limit` deliveries due now; each is hidden from every taker for `lease`
+        seconds (then due again, in case its taker died mid-attempt)."""
+        ...
+
+    async def retry(self, delivery: Delivery, at: float) -> None:
+        """Keep `delivery` (its attempts counted) and make it due at epoch time `at`."""
+        ...
+
+    async def done(self, delivery: Delivery) -> None:
+        """Forget a delivered (or abandoned) delivery."""
+        ...
+
+
 CommandHandler = Callable[[Record, bytes], Awaitable[Record]]
 """Answers one command: its JSON-able part and its binary payload (empty if none)."""
 
@@ -156,5 +190,8 @@ class State(Protocol):
 
     @property
     def ledger(self) -> Ledger: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
 
     async def close(self) -> None: ...

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import time
 from collections import defaultdict
 from typing import Any
 
-from framewire.state.base import CommandHandler, Event, Fenced, Record
+from framewire.state.base import CommandHandler, Delivery, Event, Fenced, Record
 
 
 class _Expiring:
@@ -227,6 +228,31 @@ class MemoryHeartbeats:
             self._known.pop(instance_id, None)
 
 
+class MemoryOutbox:
+    """Deliveries in this process: they do not survive a restart (Redis's do)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[Delivery, float]] = {}
+
+    async def add(self, delivery: Delivery) -> None:
+        self._items[delivery.key] = (delivery, time.time())
+
+    async def take(self, limit: int, lease: float) -> list[Delivery]:
+        now = time.time()
+        due = sorted((at, d.key) for d, at in self._items.values() if at <= now)[:limit]
+        taken = [self._items[k][0] for _, k in due]
+        for delivery in taken:
+            self._items[delivery.key] = (delivery, now + lease)
+        return taken
+
+    async def retry(self, delivery: Delivery, at: float) -> None:
+        kept = dataclasses.replace(delivery, attempts=delivery.attempts + 1)
+        self._items[delivery.key] = (kept, at)
+
+    async def done(self, delivery: Delivery) -> None:
+        self._items.pop(delivery.key, None)
+
+
 class MemoryState:
     """All ports, in memory, shareable by several apps in one process."""
 
@@ -236,6 +262,7 @@ class MemoryState:
         self.commands = MemoryCommandBus()
         self.accounts = MemoryAccounts()
         self.heartbeats = MemoryHeartbeats()
+        self.outbox = MemoryOutbox()
         self.ledger = MemoryLedger(self)
 
     async def close(self) -> None:

@@ -46,6 +46,7 @@ from redis.exceptions import RedisError
 from redis.typing import KeyT, StreamIdT
 
 from framewire.state.base import CommandHandler, Event, Fenced, Record, StateUnavailable
+from framewire.state.redis_outbox import RedisOutbox
 
 log = logging.getLogger("framewire.state.redis")
 
@@ -248,6 +249,9 @@ def ports_raise_unavailable(cls: type[T]) -> type[T]:
         if not name.startswith("_") and asyncio.iscoroutinefunction(member):
             setattr(cls, name, unavailable(member))
     return cls
+
+
+ports_raise_unavailable(RedisOutbox)  # its Redis errors leave as StateUnavailable too
 
 
 @ports_raise_unavailable
@@ -526,6 +530,7 @@ class RedisState:
         self.ledger = RedisLedger(self._redis)
         self.accounts = RedisAccounts(self._redis)
         self.heartbeats = RedisHeartbeats(self._redis)
+        self.outbox = RedisOutbox(self._redis)
 
     async def close(self) -> None:
         await self.commands.stop()

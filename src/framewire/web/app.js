@@ -21,6 +21,7 @@ const REASONS = {
   insufficient_credits: "the API key ran out of credits",
   ice_failure: "the network connection to the server was lost",
   inactivity: "no video reached the server for too long",
+  shutdown: "the server was shutting down",
 };
 /** What to do after a failed start, by the problem's status. */
 const NEXT_STEP = {
@@ -286,23 +287,25 @@ class Session {
     return this.api.call(`${this.url}/image`, { method: "POST", json });
   }
 
-  /** fps and size of the video coming back, and the round trip of the pair in use. */
+  /** fps and size of the video coming back, as the browser decodes it. */
   async stats() {
     const report = await this.pc.getStats();
     const out = {};
-    let pairId = null;
     report.forEach((stat) => {
       if (stat.type === "inbound-rtp" && stat.kind === "video") {
         out.fps = stat.framesPerSecond;
         out.width = stat.frameWidth;
         out.height = stat.frameHeight;
-      } else if (stat.type === "transport" && stat.selectedCandidatePairId) {
-        pairId = stat.selectedCandidatePairId;
       }
     });
-    const pair = pairId && report.get(pairId);
-    if (pair) out.rtt = pair.currentRoundTripTime;
     return out;
+  }
+
+  /** What the server measures (GET session `stats`): the time it adds to each frame, decoded
+   * to handed to the encoder (median of the last 10 s), and its ICE candidate type in use. */
+  async serverStats() {
+    const { body } = await this.api.call(this.url);
+    return (body && body.stats) || {};
   }
 
   /** End on the user's request: DELETE returns the billing summary, then release everything. */
@@ -368,8 +371,9 @@ class Page {
     this.errorCause = null; // what the red banner is about: "key", "prompt", "image", "start", "session"
     this.el = Object.fromEntries(
       [
-        "status", "usage", "camera-video", "output-video", "stat-fps", "stat-resolution", "stat-rtt",
-        "error", "error-title", "error-detail", "error-close", "prompt-form", "prompt", "enhance",
+        "status", "usage", "camera-video", "output-video", "stat-fps", "stat-resolution",
+        "stat-latency", "stat-path", "error", "error-title", "error-detail", "error-close",
+        "prompt-form", "prompt", "enhance",
         "apply", "model", "model-info", "image", "image-preview", "image-label", "image-clear",
         "start", "end", "session-note", "key-dialog", "key-form", "key-error", "api-key", "stage",
         "output-still", "end-summary", "relay-only",
@@ -618,7 +622,9 @@ class Page {
     for (const video of [this.el["camera-video"], this.el["output-video"]]) {
       video.srcObject = null;
     }
-    for (const id of ["stat-fps", "stat-resolution", "stat-rtt"]) this.el[id].textContent = "–";
+    for (const id of ["stat-fps", "stat-resolution", "stat-latency", "stat-path"]) {
+      this.el[id].textContent = "–";
+    }
   }
 
   watchStats() {
@@ -626,10 +632,16 @@ class Page {
     const session = this.session;
     this.statsTimer = setInterval(async () => {
       if (session !== this.session || session.closed) return;
-      const { fps, width, height, rtt } = await session.stats();
+      const [{ fps, width, height }, server] = await Promise.all([
+        session.stats(),
+        session.serverStats().catch(() => ({})),
+      ]);
+      if (session !== this.session || session.closed) return;
+      const latency = server.added_latency_ms_p50;
       this.el["stat-fps"].textContent = fps === undefined ? "–" : String(Math.round(fps));
       this.el["stat-resolution"].textContent = width ? `${width}×${height}` : "–";
-      this.el["stat-rtt"].textContent = rtt === undefined ? "–" : `${Math.round(rtt * 1000)} ms`;
+      this.el["stat-latency"].textContent = latency == null ? "–" : `${Math.round(latency)} ms`;
+      this.el["stat-path"].textContent = server.candidate_type || "–";
     }, STATS_EVERY_MS);
   }
 
