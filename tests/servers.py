@@ -23,7 +23,11 @@ OTHER_KEY = "test-key-2"
 
 
 def test_settings(**overrides: Any) -> Settings:
+    """Settings for an in-process test server. Load shedding is off unless a test turns it on:
+    such a server shares its process with the test's own client peers, so the process CPU that
+    admission measures would count the clients too (tests/test_admission.py turns it on)."""
     values: dict[str, Any] = {
+        "shed_load": False,
         "api_keys": {API_KEY: None, OTHER_KEY: None},
         "ice_interfaces": ["127.0.0.1"],
         "secret": "test-secret",

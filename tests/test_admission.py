@@ -85,7 +85,7 @@ async def fps(peer: ClientPeer, frames: int = 60) -> float:
 
 async def test_a_slow_model_sheds_new_sessions_before_the_running_ones_fall_behind() -> None:
     async with (
-        framewire(registry=slow_registry(), model_workers=WORKERS) as server,
+        framewire(registry=slow_registry(), model_workers=WORKERS, shed_load=True) as server,
         server.client() as http,
     ):
         peers: list[ClientPeer] = []
@@ -147,7 +147,7 @@ async def test_a_session_falling_behind_sheds_new_work_on_its_stale_frames() -> 
     """A model slower than its frame rate leaves inbound frames stale: that live signal refuses
     new sessions even where the measured cost would leave room (eight model workers)."""
     async with (
-        framewire(registry=slow_registry(), model_workers=8) as server,
+        framewire(registry=slow_registry(), model_workers=8, shed_load=True) as server,
         server.client() as http,
     ):
         peer = ClientPeer(fps=20)

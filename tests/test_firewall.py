@@ -75,6 +75,7 @@ async def server_in(ns: Namespace, http_port: int, **env: str) -> AsyncIterator[
             **os.environ,
             "FRAMEWIRE_API_KEYS": API_KEY,
             "FRAMEWIRE_ICE_INTERFACES": ns.inside,
+            "FRAMEWIRE_SHED_LOAD": "false",  # a fixed capacity: these tests are about the network
             **env,
         },
     )
