@@ -202,17 +202,25 @@ async def settle(http: httpx.AsyncClient, capacity: int) -> None:
     await asyncio.sleep(3.0)
 
 
+async def admitted(http: httpx.AsyncClient) -> int:
+    """The sessions the server admits, once it answers and has calibrated its cost (bounded)."""
+    for _ in range(300):
+        try:
+            free = (await http.get("/readyz")).json().get("free_sessions")
+        except httpx.TransportError:
+            free = None
+        if free is not None:
+            return int(free)
+        await asyncio.sleep(0.1)
+    raise SystemExit("the server did not report its capacity within 30 s")
+
+
 async def soak(args: argparse.Namespace) -> int:
     server = Server(free_port())
     await server.start()
     url = f"http://127.0.0.1:{server.port}"
     async with httpx.AsyncClient(base_url=url, headers={"x-api-key": KEY}, timeout=20) as http:
-        for _ in range(200):
-            try:
-                capacity = int((await http.get("/readyz")).json()["free_sessions"])
-                break
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
+        capacity = await admitted(http)
         # warm up at capacity first: thread pools, keep-alive connections and allocator arenas
         # grow to their working size once; the census compares after that
         warm: list[dict[str, Any]] = []
