@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     ice_restart_timeout: float = Field(default=15.0, gt=0)
     """Seconds for the client to re-offer after `ice-restart`, and for the new path to connect."""
     max_sessions: int = Field(default_factory=_default_max_sessions, gt=0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    """Origins whose pages may call the API (WHIP/WHEP players); keys travel in headers only."""
     # Not in SPEC §5's table but tunable for tests and small deployments.
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)
@@ -62,7 +64,7 @@ class Settings(BaseSettings):
             keys[key.strip()] = float(credit) if sep else None
         return keys
 
-    @field_validator("blocked_terms", "ice_interfaces", "turn_urls", mode="before")
+    @field_validator("blocked_terms", "ice_interfaces", "turn_urls", "cors_origins", mode="before")
     @classmethod
     def _parse_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -73,6 +73,10 @@ class Unprocessable(FramewireError):
     status, slug, title = 422, "invalid-request", "Semantically invalid request"
 
 
+class NoUsableCodec(FramewireError):
+    status, slug, title = 422, "no-usable-codec", "No usable video codec"
+
+
 class UnsupportedModel(FramewireError):
     status, slug, title = 422, "unsupported-model", "Unsupported model"
 

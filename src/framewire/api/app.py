@@ -12,9 +12,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from framewire import __version__
-from framewire.api import events, models, ops, problems, realtime, web
+from framewire.api import events, models, ops, problems, realtime, web, whip
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.config import Settings
@@ -32,6 +33,7 @@ from framewire.state.redis import RedisState
 log = logging.getLogger("framewire")
 HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TTL = 10.0
+CORS_EXPOSED = ["Location", "ETag", "Link", "Accept-Post", "Retry-After"]
 SWEEP_EVERY = 2.0
 """Seconds between looks for instances whose heartbeat expired (owner death)."""
 
@@ -116,7 +118,14 @@ def create_app(
     app.state.legs = legs
     app.state.sse_streams = Counter()
     problems.install(app)
-    for router in (realtime.router, events.router, leg_routes.router, models.router):
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=CORS_EXPOSED,
+    )
+    for router in (realtime.router, events.router, whip.router, leg_routes.router, models.router):
         app.include_router(router)
     app.include_router(ops.router)
     app.include_router(web.router)
