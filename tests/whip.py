@@ -100,14 +100,17 @@ class Viewer:
         finally:
             self.ended.set()
 
-    async def watch(self, http: httpx.AsyncClient, session_url: str) -> httpx.Response:
+    async def watch(
+        self, http: httpx.AsyncClient, session_url: str, answer: bool = True
+    ) -> httpx.Response:
         offer = await local_offer(self.pc)
         response = await http.post(
             f"{session_url}/whep", content=offer, headers={"Content-Type": SDP}
         )
         if response.status_code == 201:
             self.location, self.etag = response.headers["location"], response.headers["etag"]
-            await self.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+            if answer:
+                await self.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
         return response
 
     async def wait_frames(self, count: int, timeout: float = 30.0) -> None:

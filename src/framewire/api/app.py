@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from framewire import __version__
-from framewire.api import events, models, ops, problems, realtime, web, whip
+from framewire.api import events, models, ops, problems, realtime, web, whep, whip
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.config import Settings
@@ -27,6 +27,7 @@ from framewire.policy.enhance import KeywordEnhancer
 from framewire.policy.moderation import DefaultModerator
 from framewire.sessions.service import Limits, Ports, SessionService
 from framewire.sessions.tokens import EventTokens
+from framewire.sessions.viewers import Viewers
 from framewire.state.memory import MemoryState
 from framewire.state.redis import RedisState
 
@@ -115,6 +116,7 @@ def create_app(
     app.state.instance_id = settings.instance_id
     app.state.api_keys = api_keys
     app.state.sessions = service
+    app.state.viewers = Viewers(service)
     app.state.legs = legs
     app.state.sse_streams = Counter()
     problems.install(app)
@@ -125,8 +127,9 @@ def create_app(
         allow_headers=["*"],
         expose_headers=CORS_EXPOSED,
     )
-    for router in (realtime.router, events.router, whip.router, leg_routes.router, models.router):
+    for router in (realtime.router, events.router, whip.router, whep.router, leg_routes.router):
         app.include_router(router)
+    app.include_router(models.router)
     app.include_router(ops.router)
     app.include_router(web.router)
     return app

@@ -103,7 +103,7 @@ class BitrateGovernor:
         return self.applied
 
 
-class _Governed(Encoder):
+class GovernedEncoder(Encoder):
     """Mixin for aiortc's encoders: the target bitrate is the governor's, not the last REMB's,
     and every encoded frame's size is reported to it."""
 
@@ -128,7 +128,7 @@ class _Governed(Encoder):
         """Called after each estimate, when the governor's rate may have changed."""
 
 
-class GovernedVp8Encoder(_Governed, Vp8Encoder):
+class GovernedVp8Encoder(GovernedEncoder, Vp8Encoder):
     def __init__(self, governor: BitrateGovernor) -> None:
         super().__init__()
         self.governor = governor
@@ -139,16 +139,22 @@ class GovernedVp8Encoder(_Governed, Vp8Encoder):
         self._Vp8Encoder__target_bitrate = self.governor.applied
 
 
-class GovernedH264Encoder(_Governed, H264Encoder):
+class GovernedH264Encoder(GovernedEncoder, H264Encoder):
     def __init__(self, governor: BitrateGovernor) -> None:
         super().__init__()
         self.governor = governor
 
 
-_ENCODERS: dict[str, Callable[[BitrateGovernor], _Governed]] = {
+_ENCODERS: dict[str, Callable[[BitrateGovernor], GovernedEncoder]] = {
     "video/vp8": GovernedVp8Encoder,
     "video/h264": GovernedH264Encoder,
 }
+
+
+def governed_encoder(mime_type: str, policy: BitratePolicy) -> GovernedEncoder | None:
+    """An aiortc encoder for `mime_type` (`video/VP8`, `video/H264`) governed by `policy`."""
+    make = _ENCODERS.get(mime_type.lower())
+    return None if make is None else make(BitrateGovernor(policy))
 
 
 def install_bitrate_policy(pc: RTCPeerConnection, policy: BitratePolicy) -> list[BitrateGovernor]:
@@ -160,10 +166,9 @@ def install_bitrate_policy(pc: RTCPeerConnection, policy: BitratePolicy) -> list
         codecs = transceiver._codecs
         if transceiver.kind != "video" or sender.track is None or not codecs:
             continue
-        make = _ENCODERS.get(codecs[0].mimeType.lower())
-        if make is None:
+        encoder = governed_encoder(codecs[0].mimeType, policy)
+        if encoder is None:
             continue
-        governor = BitrateGovernor(policy)
-        setattr(sender, _ENCODER_ATTRIBUTE, make(governor))
-        governors.append(governor)
+        setattr(sender, _ENCODER_ATTRIBUTE, encoder)
+        governors.append(encoder.governor)
     return governors

@@ -20,7 +20,8 @@ from aiortc import (
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
-from framewire.media.codecs import BitratePolicy, install_bitrate_policy
+from framewire.media.codecs import BitratePolicy
+from framewire.media.fanout import Fanout, Subscription
 from framewire.media.frameloop import FrameStats, LatestFrameReader, ModelTrack, drain
 from framewire.media.gathering import TrickleGatherer, install_trickle
 from framewire.media.jitter import install_marker_release
@@ -83,6 +84,10 @@ class Leg:
         self.spec = spec
         self.created_at = time.time()
         self.stats = FrameStats()
+        self.fanout = Fanout()
+        """The one encoder of this leg's output, feeding its own peer and its viewers."""
+        self.viewers: dict[str, Leg] = {}
+        self._viewer_seconds = 0.0
         self.owner: str | None = None
         """Key id of the API key that opened a bare leg; None for a session's leg."""
         self._listener: LegListener | None = None
@@ -131,6 +136,10 @@ class Leg:
     def model(self) -> FrameModel:
         return self._model
 
+    @property
+    def executor(self) -> Executor:
+        return self._executor
+
     async def answer(self, offer_sdp: str) -> str:
         """Apply the offer and return the answer SDP, without waiting for gathering to end."""
         check_offer(offer_sdp)
@@ -143,6 +152,7 @@ class Leg:
                 "the SDP offer has no codec in common with the server "
                 "(video: VP8 or H264; audio: Opus, PCMU or PCMA)"
             ) from exc
+        self._prepare_answer()
         self._gatherers = install_trickle(
             self._pc, self._ice.interfaces, self._ice.announced_ip, self._on_local_candidate
         )
@@ -156,11 +166,27 @@ class Leg:
         except (ValueError, RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
         install_marker_release(self._pc)
-        install_bitrate_policy(
-            self._pc, BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps)
-        )
+        self._wire_senders()
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_connect())
         return str(self._pc.localDescription.sdp)
+
+    def _prepare_answer(self) -> None:
+        """Between the offer and the answer: the place to add tracks and narrow codecs."""
+
+    def _wire_senders(self) -> None:
+        """After the answer: the negotiated video codec is the shared encoder's; the own peer's
+        sender sends its frames, or lets go of them when the client only sends (WHIP)."""
+        policy = BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps)
+        for transceiver in self._pc.getTransceivers():
+            if transceiver.kind != "video" or not transceiver._codecs:
+                continue
+            self.fanout.use_codec(transceiver._codecs[0].mimeType, policy)
+            track = transceiver.sender.track
+            if isinstance(track, Subscription):
+                if "send" in (transceiver.currentDirection or ""):
+                    self.fanout.attach(transceiver.sender, steer=True)
+                else:
+                    track.stop()
 
     def _ice_servers(self) -> list[dict[str, Any]]:
         """The server's own ICE servers; TURN credentials are fresh for each generation."""
@@ -206,7 +232,7 @@ class Leg:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "video" and self._reader is None:
             self._reader = LatestFrameReader(track, self.stats)
-            self._pc.addTrack(
+            self.fanout.feed(
                 ModelTrack(
                     self._reader,
                     self._model,
@@ -217,6 +243,7 @@ class Leg:
                     self._on_fault,
                 )
             )
+            self._pc.addTrack(self.fanout.subscribe())
         else:
             self._tasks.append(drain(track))
 
@@ -283,6 +310,27 @@ class Leg:
             return time.time() - self.created_at
         return time.monotonic() - last
 
+    # viewers ------------------------------------------------------------------------------
+
+    def add_viewer(self, viewer: Leg) -> None:
+        """A viewer of this leg's output (fed by `fanout`), closed with this leg."""
+        self.viewers[viewer.id] = viewer
+
+    async def close_viewer(self, viewer_id: str) -> bool:
+        """Close one viewer; False when there is none by that id."""
+        viewer = self.viewers.pop(viewer_id, None)
+        if viewer is None:
+            return False
+        self._viewer_seconds += time.time() - viewer.created_at
+        await viewer.close()
+        return True
+
+    def viewer_seconds(self) -> float:
+        """Seconds viewers have watched, summed over viewers (the ones still open too)."""
+        now = time.time()
+        live = sum(now - viewer.created_at for viewer in self.viewers.values())
+        return round(self._viewer_seconds + live, 3)
+
     def describe(self) -> dict[str, Any]:
         return {
             "leg_id": self.id,
@@ -297,6 +345,9 @@ class Leg:
         if self._closed:
             return
         self._closed = True
+        for viewer_id in list(self.viewers):
+            await self.close_viewer(viewer_id)
+        await self.fanout.close()
         if self._watchdog is not None:
             self._watchdog.cancel()
         for gatherer in self._gatherers:

@@ -39,6 +39,8 @@ class SessionRecord:
     credits_remaining: float | None = None
     charged: float = 0.0
     """Generation seconds the owner has charged to the ledger so far (saved on each charge)."""
+    viewer_seconds: float = 0.0
+    """Seconds WHEP viewers watched, summed over viewers (not billed as generation)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,4 +72,5 @@ class SessionRecord:
             "credits_remaining": self.credits_remaining,
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
+            "viewer_seconds": self.viewer_seconds,
         }

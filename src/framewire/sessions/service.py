@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +90,8 @@ class SessionService:
         self.tokens = tokens
         self.limits = limits
         self.live: dict[str, LiveSession] = {}
+        self.extra_ops: dict[str, Callable[[LiveSession, Record], Awaitable[Record]]] = {}
+        """Owner-side operations other modules add (WHEP viewers), run like the ones here."""
 
     async def start(self) -> None:
         await self._end_orphans_of(self.instance_id)  # left by a previous run under this id
@@ -327,10 +330,13 @@ class SessionService:
             "etag": record.etag,
             "seconds": record.generation_seconds(),
             "expires_at": record.expires_at,
+            "viewers": [],
         }
         live = self.live.get(record.session_id)
         if live is not None:
+            body["viewers"] = [viewer.describe() for viewer in live.leg.viewers.values()]
             body["stats"] = live.leg.stats.snapshot()
+            body["stats"]["frames_encoded"] = live.leg.fanout.frames_encoded
             body["connection_state"] = live.leg.connection_state
         if record.ended:
             body["summary"] = record.summary()
@@ -503,6 +509,8 @@ class SessionService:
         if op == "end":
             record = await live.end(command["reason"])
             return {"record": record.to_dict()}
+        if op in self.extra_ops:
+            return await self.extra_ops[op](live, command)
         raise errors.BadRequest(f"unknown command {op!r}")
 
     async def _restart(self, live: LiveSession, offer_sdp: str) -> Record:

@@ -1,0 +1,197 @@
+"""WHEP playback: viewers of a session receive its transformed video from one shared encoder;
+a stalled viewer slows nobody; viewers end with the session and are counted in its summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from framewire.models.base import ModelSpec
+from framewire.models.registry import ModelRegistry
+from tests.restart_client import drop_path
+from tests.servers import API_KEY, Running, framewire
+from tests.test_session_flow import saturation
+from tests.whip import SDP, Publisher, Viewer, connected
+
+SDPFRAG = "application/trickle-ice-sdpfrag"
+
+
+def small_models() -> ModelRegistry:
+    registry = ModelRegistry.default()
+    registry.register(ModelSpec("small_style", 20, 320, 240, False, "stylizer"))
+    return registry
+
+
+@contextlib.asynccontextmanager
+async def published(
+    server: Running, model: str = "passthrough", **params: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, Publisher]]:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=20) as http:
+        publisher = Publisher()
+        response = await publisher.publish(http, f"/v1/whip/{model}", **params)
+        assert response.status_code == 201, response.text
+        try:
+            yield http, publisher
+        finally:
+            await publisher.close()
+
+
+@contextlib.asynccontextmanager
+async def viewers(
+    http: httpx.AsyncClient, session_url: str, count: int
+) -> AsyncIterator[list[Viewer]]:
+    watching = [Viewer() for _ in range(count)]
+    try:
+        for viewer in watching:
+            response = await viewer.watch(http, session_url)
+            assert response.status_code == 201, response.text
+        yield watching
+    finally:
+        await asyncio.gather(*(viewer.close() for viewer in watching))
+
+
+async def session_state(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    response = await http.get(url)
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_a_whep_viewer_sees_the_whip_stream_transformed_and_follows_the_prompt() -> None:
+    async with (
+        framewire(registry=small_models()) as server,
+        published(server, "small_style", prompt="black and white noir film") as (http, pub),
+        viewers(http, pub.location, 1) as (viewer,),
+    ):
+        await viewer.wait_frames(10)
+        assert viewer.last is not None and viewer.last.shape == (240, 320, 3)
+        assert saturation(viewer.last) < 15  # noir: the colour bars came back gray
+
+        changed = await http.post(
+            f"{pub.location}/prompt",
+            json={"prompt": "vivid neon cyberpunk", "enhance_prompt": False},
+        )
+        assert changed.status_code == 200
+        seen = len(viewer.stamps)
+        await viewer.wait_frames(seen + 20)
+        assert max(saturation(image) for image in viewer.recent) > 60
+
+
+async def test_three_viewers_get_the_same_frames_from_one_encode() -> None:
+    async with (
+        framewire() as server,
+        published(server) as (http, pub),
+        viewers(http, pub.location, 3) as watching,
+    ):
+        await asyncio.gather(*(viewer.wait_frames(20) for viewer in watching))
+        before = (await session_state(http, pub.location))["stats"]["frames_encoded"]
+        counts = [len(viewer.stamps) for viewer in watching]
+        await asyncio.gather(
+            *(viewer.wait_frames(n + 40) for viewer, n in zip(watching, counts, strict=True))
+        )
+        state = await session_state(http, pub.location)
+        encoded = state["stats"]["frames_encoded"] - before
+        delivered = [len(viewer.stamps) - n for viewer, n in zip(watching, counts, strict=True)]
+        # One encode per model frame, and the three viewers together got far more frames
+        # than were encoded: an encoder per viewer would need at least sum(delivered).
+        assert state["stats"]["frames_encoded"] <= state["stats"]["frames_out"]
+        assert sum(delivered) > 2 * encoded
+        assert len(state["viewers"]) == 3
+        assert {v["state"] for v in state["viewers"]} == {"connected"}
+
+        # The same frames: the stamps (publisher frame numbers) agree across viewers.
+        windows = [set(viewer.stamps[-30:]) - {None} for viewer in watching]
+        common = set.intersection(*windows)
+        assert all(len(common) >= 0.8 * len(window) for window in windows), windows
+        orders = [[s for s in viewer.stamps if s in common] for viewer in watching]
+        assert orders[0] == orders[1] == orders[2]
+
+
+async def test_a_stalled_viewer_does_not_lower_the_others_fps() -> None:
+    async with (
+        framewire() as server,
+        published(server) as (http, pub),
+        viewers(http, pub.location, 2) as watching,
+    ):
+        await asyncio.gather(*(viewer.wait_frames(20) for viewer in watching))
+        start = time.monotonic()
+        await asyncio.gather(*(viewer.wait_frames(len(viewer.stamps) + 40) for viewer in watching))
+        before = [viewer.fps(start) for viewer in watching]
+
+        async with viewers(http, pub.location, 1) as (stalled,):
+            await connected(stalled.pc)
+            await stalled.wait_frames(5)
+            drop_path(stalled.pc)  # connected, then nothing gets through either way
+            never = Viewer()  # and one that never takes its answer: its sender never starts
+            assert (await never.watch(http, pub.location, answer=False)).status_code == 201
+            middle = time.monotonic()
+            await asyncio.gather(
+                *(viewer.wait_frames(len(viewer.stamps) + 40) for viewer in watching)
+            )
+            after = [viewer.fps(middle) for viewer in watching]
+            received = len(stalled.stamps)
+            await never.close()
+        assert received < 5 + 40  # the stalled viewer really got nothing meanwhile
+        for old, new in zip(before, after, strict=True):
+            assert new >= 0.75 * old, (before, after)
+
+
+async def test_session_end_closes_its_viewers_and_counts_viewer_seconds() -> None:
+    async with (
+        framewire() as server,
+        published(server) as (http, pub),
+        viewers(http, pub.location, 2) as watching,
+    ):
+        await asyncio.gather(*(viewer.wait_frames(10) for viewer in watching))
+        summary = (await http.delete(pub.location)).json()
+        assert summary["reason"] == "disconnect"
+        for viewer in watching:
+            await asyncio.wait_for(viewer.ended.wait(), 20)
+        assert summary["viewer_seconds"] > 0
+        assert summary["viewer_seconds"] <= 2 * (summary["seconds"] + 5)
+        gone = await Viewer().watch(http, pub.location)
+        assert gone.status_code == 410
+        viewer_patch = await http.patch(
+            watching[0].location,
+            content="a=ice-ufrag:x\r\n",
+            headers={"Content-Type": SDPFRAG, "If-Match": "*"},
+        )
+        assert viewer_patch.status_code == 410
+        assert (await session_state(http, pub.location))["viewers"] == []
+
+
+async def test_a_viewer_resource_takes_patch_and_delete() -> None:
+    async with (
+        framewire() as server,
+        published(server) as (http, pub),
+        viewers(http, pub.location, 1) as (viewer,),
+    ):
+        assert viewer.location.startswith(f"{pub.location}/viewers/vw_")
+        trickle = "a=ice-ufrag:zz\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+        missing = await http.patch(
+            viewer.location, content=trickle, headers={"Content-Type": SDPFRAG}
+        )
+        assert missing.status_code == 428
+        stale = await http.patch(
+            viewer.location, content=trickle, headers={"Content-Type": SDPFRAG, "If-Match": '"x"'}
+        )
+        assert stale.status_code == 412
+        wrong_type = await http.patch(
+            viewer.location, json={"candidates": []}, headers={"If-Match": viewer.etag}
+        )
+        assert wrong_type.status_code == 415
+        await viewer.wait_frames(5)
+        deleted = await http.delete(viewer.location)
+        assert deleted.status_code == 200
+        await asyncio.wait_for(viewer.ended.wait(), 20)
+        assert (await http.delete(viewer.location)).status_code == 404
+        state = await session_state(http, pub.location)
+        assert state["viewers"] == [] and state["status"] == "active"
+        options = await http.options(f"{pub.location}/whep")
+        assert options.status_code == 204 and options.headers["accept-post"] == SDP
