@@ -20,8 +20,8 @@ from tests.stamped import StampedCamera, stamp_of
 SDP = "application/sdp"
 
 
-async def local_offer(pc: RTCPeerConnection) -> str:
-    install_trickle(pc, LOOPBACK, None, lambda g, c: None)
+async def local_offer(pc: RTCPeerConnection, interfaces: list[str] = LOOPBACK) -> str:
+    install_trickle(pc, interfaces, None, lambda g, c: None)
     await pc.setLocalDescription(await pc.createOffer())
     return str(pc.localDescription.sdp)
 
@@ -67,9 +67,10 @@ async def connected(pc: RTCPeerConnection, timeout: float = 20.0) -> None:
 class Viewer:
     """A WHEP client: a recvonly video transceiver; keeps each frame's stamp and arrival."""
 
-    def __init__(self) -> None:
+    def __init__(self, interfaces: list[str] = LOOPBACK) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTransceiver("video", direction="recvonly")
+        self.interfaces = interfaces
         self.stamps: list[int | None] = []
         self.arrivals: list[float] = []
         self.last: np.ndarray | None = None
@@ -103,7 +104,7 @@ class Viewer:
     async def watch(
         self, http: httpx.AsyncClient, session_url: str, answer: bool = True
     ) -> httpx.Response:
-        offer = await local_offer(self.pc)
+        offer = await local_offer(self.pc, self.interfaces)
         response = await http.post(
             f"{session_url}/whep", content=offer, headers={"Content-Type": SDP}
         )

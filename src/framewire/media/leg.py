@@ -21,6 +21,7 @@ from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
 from framewire.media.codecs import BitratePolicy
+from framewire.media.dtls import answer_as_dtls_server
 from framewire.media.fanout import Fanout, Subscription
 from framewire.media.frameloop import FrameStats, LatestFrameReader, ModelTrack, drain
 from framewire.media.gathering import TrickleGatherer, install_trickle
@@ -152,6 +153,7 @@ class Leg:
                 "the SDP offer has no codec in common with the server "
                 "(video: VP8 or H264; audio: Opus, PCMU or PCMA)"
             ) from exc
+        answer_as_dtls_server(self._pc, offer_sdp)
         self._prepare_answer()
         self._gatherers = install_trickle(
             self._pc, self._ice.interfaces, self._ice.announced_ip, self._on_local_candidate
