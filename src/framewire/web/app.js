@@ -331,6 +331,7 @@ class Page {
         "error", "error-title", "error-detail", "error-close", "prompt-form", "prompt", "enhance",
         "apply", "model", "model-info", "image", "image-preview", "image-label", "image-clear",
         "start", "end", "session-note", "key-dialog", "key-form", "key-error", "api-key", "stage",
+        "share",
       ].map((id) => [id, $(id)]),
     );
   }
@@ -467,6 +468,10 @@ class Page {
         this.setStatus("live", "Live");
         if (window.matchMedia(PHONE).matches) el.stage.scrollIntoView({ block: "start", behavior: "smooth" });
         el["session-note"].textContent = LIVE_NOTE;
+        if (this.session) {
+          el.share.href = `/watch#${encodeURIComponent(this.session.id)}`;
+          el.share.hidden = false;
+        }
         this.watchStats();
       },
       usage: (seconds) => { el.usage.textContent = String(seconds); },
@@ -493,6 +498,7 @@ class Page {
     this.statsTimer = null;
     this.session = null;
     this.setRunning(false);
+    this.el.share.hidden = true;
     this.el.stage.classList.remove("with-camera");
     for (const video of [this.el["camera-video"], this.el["output-video"]]) {
       video.srcObject = null;
