@@ -1,0 +1,220 @@
+"""WHEP viewers on one 1280x720@20 session: server CPU and round trips for 0, 1, 5, 10 viewers.
+
+    .venv/bin/python bench/viewers.py [--seconds 20] [--viewers 0,1,5,10] [--model lucy_2_rt]
+
+A publisher (bench/latency.py's browser-like aiortc client) sends stamped 1280x720@20 frames to a
+`framewire` server in a child process and gets the output back on its own peer; N aiortc WHEP
+viewers watch the same session. For each N, on a fresh session, after a 2 s warm-up:
+- server CPU: the child process's user+system CPU seconds per wall second (`/proc/PID/stat`),
+  and its ratio to the N=0 run (the session alone: model, decode and one encode);
+- round trip p50 (ms): the publisher's camera hand-off of frame K -> the decode of a frame
+  stamped K, at the publisher (its own peer) and at the viewers (all pooled);
+- viewer fps: stamped frames per second per viewer (mean);
+- encodes per model frame: the session's `frames_encoded` / `frames_out` over the window (1.0
+  when every output frame is encoded once, however many receivers there are).
+The clients run in this process and decode every viewer's stream too, so on a small machine
+they compete with the server for CPU: read the round trips with that in mind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import VideoFrame
+from latency import API_KEY, FPS, HEIGHT, LOOPBACK, PASSTHROUGH_720P, WIDTH, Client
+
+from framewire.media.gathering import install_trickle
+from framewire.media.probe import luma, read_stamp
+
+LATENCY_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "latency.py")
+WARMUP = 2.0
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Watcher:
+    """A WHEP viewer: decodes the session's output and times each stamped frame against the
+    publisher's camera."""
+
+    def __init__(self, publisher: Client) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.publisher = publisher
+        self.received: list[tuple[float, float]] = []
+        self.first_frame = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self.pc.on("track", self._on_track)
+
+    async def watch(self, http: httpx.AsyncClient, session_id: str) -> None:
+        install_trickle(self.pc, LOOPBACK, None, lambda gatherer, candidate: None)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        response = await http.post(
+            f"/v1/realtime/sessions/{session_id}/whep",
+            content=self.pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp"},
+        )
+        response.raise_for_status()
+        await self.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._reader = asyncio.get_running_loop().create_task(self._read(track))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                now = time.monotonic()
+                assert isinstance(frame, VideoFrame)
+                sent = self.publisher._sent_at(read_stamp(luma(frame)))
+                if sent is not None:
+                    self.received.append((now, now - sent))
+                    self.first_frame.set()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self.pc.close()
+
+
+@dataclass
+class Row:
+    viewers: int
+    cpu: float = 0.0
+    publisher_rtts: list[float] = field(default_factory=list)
+    viewer_rtts: list[float] = field(default_factory=list)
+    viewer_fps: float = 0.0
+    encodes_per_frame: float = 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+@contextlib.asynccontextmanager
+async def server(seconds: float) -> AsyncIterator[tuple[str, int]]:
+    """`framewire` (bench/latency.py's server role) in a child process: its URL and pid."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, LATENCY_SCRIPT, "--serve", "framewire", "--port", str(port),
+        "--cv2-threads", "0", "--seconds", str(seconds * 20),
+        env={**os.environ, "BENCH_API_KEY": API_KEY},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                with contextlib.suppress(httpx.TransportError):
+                    await http.get(url + "/healthz")
+                    break
+                await asyncio.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def window(samples: list[tuple[float, float]], start: float, end: float) -> list[float]:
+    return [rtt * 1000 for t, rtt in samples if start <= t < end]
+
+
+async def measure(http: httpx.AsyncClient, pid: int, count: int, args: argparse.Namespace) -> Row:
+    publisher = Client(browser_like=True)
+    offer = await publisher.offer()
+    created = await http.post(
+        "/v1/realtime/sessions",
+        json={"model": args.model, "sdp": {"type": "offer", "sdp": offer}, "prompt": args.prompt},
+    )
+    created.raise_for_status()
+    session_id = created.json()["session_id"]
+    await publisher.accept(created.json()["sdp"]["sdp"])
+    await asyncio.wait_for(publisher.first_frame.wait(), 30)
+    watchers = [Watcher(publisher) for _ in range(count)]
+    try:
+        for watcher in watchers:
+            await watcher.watch(http, session_id)
+        await asyncio.gather(*(asyncio.wait_for(w.first_frame.wait(), 30) for w in watchers))
+        await asyncio.sleep(WARMUP)
+        url = f"/v1/realtime/sessions/{session_id}"
+        before, cpu_before = (await http.get(url)).json()["stats"], cpu_seconds(pid)
+        start = time.monotonic()
+        await asyncio.sleep(args.seconds)
+        end = time.monotonic()
+        after, cpu_after = (await http.get(url)).json()["stats"], cpu_seconds(pid)
+        row = Row(count, cpu=(cpu_after - cpu_before) / (end - start))
+        row.publisher_rtts = window(publisher.received, start, end)
+        row.viewer_rtts = [r for w in watchers for r in window(w.received, start, end)]
+        if watchers:
+            row.viewer_fps = len(row.viewer_rtts) / len(watchers) / (end - start)
+        frames = after["frames_out"] - before["frames_out"]
+        row.encodes_per_frame = (after["frames_encoded"] - before["frames_encoded"]) / max(
+            1, frames
+        )
+        await http.delete(url)
+        return row
+    finally:
+        await asyncio.gather(*(w.close() for w in watchers))
+        await publisher.close()
+
+
+def p50(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f}" if values else "-"
+
+
+def report(rows: list[Row]) -> None:
+    alone = rows[0].cpu if rows and rows[0].viewers == 0 else None
+    print(
+        f"{'viewers':>7} {'server CPU':>10} {'x alone':>8} {'publisher rtt p50':>18} "
+        f"{'viewer rtt p50':>15} {'viewer fps':>11} {'encodes/frame':>14}"
+    )
+    for row in rows:
+        ratio = f"{row.cpu / alone:.2f}" if alone else "-"
+        fps = f"{row.viewer_fps:.1f}" if row.viewers else "-"
+        print(
+            f"{row.viewers:>7} {row.cpu:>10.2f} {ratio:>8} {p50(row.publisher_rtts):>18} "
+            f"{p50(row.viewer_rtts):>15} {fps:>11} {row.encodes_per_frame:>14.2f}"
+        )
+    print("server CPU in cores (CPU seconds per second); rtt in ms, camera hand-off -> decode")
+
+
+async def bench(args: argparse.Namespace) -> None:
+    counts = [int(n) for n in args.viewers.split(",")]
+    print(
+        f"{WIDTH}x{HEIGHT}@{FPS}, model {args.model}, {args.seconds:.0f} s per row, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
+    rows = []
+    async with (
+        server(args.seconds) as (url, pid),
+        httpx.AsyncClient(base_url=url, headers={"x-api-key": API_KEY}, timeout=30) as http,
+    ):
+        for count in counts:
+            rows.append(await measure(http, pid, count, args))
+            print(f"  done {count} viewers")
+    report(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per row")
+    parser.add_argument("--viewers", default="0,1,5,10", help="comma-separated viewer counts")
+    parser.add_argument("--model", default=PASSTHROUGH_720P, help="lucy_2_rt or passthrough_720p20")
+    parser.add_argument("--prompt", default=None, help="the session's prompt (lucy_2_rt)")
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
