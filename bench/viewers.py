@@ -95,6 +95,12 @@ class Row:
     viewer_rtts: list[float] = field(default_factory=list)
     viewer_fps: float = 0.0
     encodes_per_frame: float = 0.0
+    output_fps: float = 0.0
+
+    @property
+    def cpu_per_frame(self) -> float:
+        """Server CPU milliseconds per output frame: the cost that should not grow with N."""
+        return 1000 * self.cpu / self.output_fps if self.output_fps else 0.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -160,6 +166,7 @@ async def measure(http: httpx.AsyncClient, pid: int, count: int, args: argparse.
         if watchers:
             row.viewer_fps = len(row.viewer_rtts) / len(watchers) / (end - start)
         frames = after["frames_out"] - before["frames_out"]
+        row.output_fps = frames / (end - start)
         row.encodes_per_frame = (after["frames_encoded"] - before["frames_encoded"]) / max(
             1, frames
         )
@@ -175,19 +182,29 @@ def p50(values: list[float]) -> str:
 
 
 def report(rows: list[Row]) -> None:
-    alone = rows[0].cpu if rows and rows[0].viewers == 0 else None
+    alone = rows[0] if rows and rows[0].viewers == 0 else None
     print(
-        f"{'viewers':>7} {'server CPU':>10} {'x alone':>8} {'publisher rtt p50':>18} "
-        f"{'viewer rtt p50':>15} {'viewer fps':>11} {'encodes/frame':>14}"
+        f"{'viewers':>7} {'server CPU':>10} {'x alone':>8} {'out fps':>8} {'CPU ms/frame':>13} "
+        f"{'x alone':>8} {'publisher rtt p50':>18} {'viewer rtt p50':>15} {'viewer fps':>11} "
+        f"{'encodes/frame':>14}"
     )
     for row in rows:
-        ratio = f"{row.cpu / alone:.2f}" if alone else "-"
+        ratio = f"{row.cpu / alone.cpu:.2f}" if alone and alone.cpu else "-"
+        per_frame = (
+            f"{row.cpu_per_frame / alone.cpu_per_frame:.2f}"
+            if alone and alone.cpu_per_frame
+            else "-"
+        )
         fps = f"{row.viewer_fps:.1f}" if row.viewers else "-"
         print(
-            f"{row.viewers:>7} {row.cpu:>10.2f} {ratio:>8} {p50(row.publisher_rtts):>18} "
+            f"{row.viewers:>7} {row.cpu:>10.2f} {ratio:>8} {row.output_fps:>8.1f} "
+            f"{row.cpu_per_frame:>13.1f} {per_frame:>8} {p50(row.publisher_rtts):>18} "
             f"{p50(row.viewer_rtts):>15} {fps:>11} {row.encodes_per_frame:>14.2f}"
         )
-    print("server CPU in cores (CPU seconds per second); rtt in ms, camera hand-off -> decode")
+    print(
+        "server CPU in cores (CPU seconds per second); out fps = the model's output frames per "
+        "second; rtt in ms, camera hand-off -> decode"
+    )
 
 
 async def bench(args: argparse.Namespace) -> None:
