@@ -13,6 +13,7 @@ import httpx
 
 from framewire.models.base import ModelSpec
 from framewire.models.registry import ModelRegistry
+from framewire.state.memory import MemoryState
 from tests.restart_client import drop_path
 from tests.servers import API_KEY, Running, framewire
 from tests.test_session_flow import saturation
@@ -195,3 +196,21 @@ async def test_a_viewer_resource_takes_patch_and_delete() -> None:
         assert state["viewers"] == [] and state["status"] == "active"
         options = await http.options(f"{pub.location}/whep")
         assert options.status_code == 204 and options.headers["accept-post"] == SDP
+
+
+async def test_any_instance_adds_and_removes_a_viewer_for_the_owner() -> None:
+    shared = MemoryState()
+    async with (
+        framewire(state=shared) as owner,
+        framewire(state=shared) as other,
+        published(owner) as (_, pub),
+        other.client() as other_http,
+        viewers(other_http, pub.location, 1) as (viewer,),
+    ):
+        await viewer.wait_frames(10)
+        assert viewer.location.startswith(f"{pub.location}/viewers/")
+        deleted = await other_http.delete(viewer.location)
+        assert deleted.status_code == 200
+        await asyncio.wait_for(viewer.ended.wait(), 20)
+        async with owner.client() as owner_http:
+            assert (await session_state(owner_http, pub.location))["viewers"] == []

@@ -120,19 +120,24 @@ def create_app(
     app.state.legs = legs
     app.state.sse_streams = Counter()
     problems.install(app)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=CORS_EXPOSED,
-    )
+    allow_cross_origin(app, settings.cors_origins)
     for router in (realtime.router, events.router, whip.router, whep.router, leg_routes.router):
         app.include_router(router)
     app.include_router(models.router)
     app.include_router(ops.router)
     app.include_router(web.router)
     return app
+
+
+def allow_cross_origin(app: FastAPI, origins: list[str]) -> None:
+    """Let pages from `origins` call the API (WHIP/WHEP players) and read its WHIP headers."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=CORS_EXPOSED,
+    )
 
 
 async def every(period: float, what: str, action: Callable[[], Awaitable[None]]) -> None:
