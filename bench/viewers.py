@@ -10,6 +10,7 @@ viewers watch the same session. For each N, on a fresh session, after a 2 s warm
 - round trip p50 (ms): the publisher's camera hand-off of frame K -> the decode of a frame
   stamped K, at the publisher (its own peer) and at the viewers (all pooled);
 - viewer fps: stamped frames per second per viewer (mean);
+- join ms: a viewer's WHEP POST -> its first decoded frame (the keyframe it asked for on joining);
 - encodes per model frame: the session's `frames_encoded` / `frames_out` over the window (1.0
   when every output frame is encoded once, however many receivers there are).
 The clients run in this process and decode every viewer's stream too, so on a small machine
@@ -53,12 +54,15 @@ class Watcher:
         self.publisher = publisher
         self.received: list[tuple[float, float]] = []
         self.first_frame = asyncio.Event()
+        self.asked_at = 0.0
+        self.first_at = 0.0
         self._reader: asyncio.Task[None] | None = None
         self.pc.on("track", self._on_track)
 
     async def watch(self, http: httpx.AsyncClient, session_id: str) -> None:
         install_trickle(self.pc, LOOPBACK, None, lambda gatherer, candidate: None)
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.asked_at = time.monotonic()
         response = await http.post(
             f"/v1/realtime/sessions/{session_id}/whep",
             content=self.pc.localDescription.sdp,
@@ -79,7 +83,9 @@ class Watcher:
                 sent = self.publisher._sent_at(read_stamp(luma(frame)))
                 if sent is not None:
                     self.received.append((now, now - sent))
-                    self.first_frame.set()
+                    if not self.first_frame.is_set():
+                        self.first_at = now
+                        self.first_frame.set()
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -96,6 +102,7 @@ class Row:
     viewer_fps: float = 0.0
     encodes_per_frame: float = 0.0
     output_fps: float = 0.0
+    joins: list[float] = field(default_factory=list)
 
     @property
     def cpu_per_frame(self) -> float:
@@ -153,6 +160,7 @@ async def measure(http: httpx.AsyncClient, pid: int, count: int, args: argparse.
         for watcher in watchers:
             await watcher.watch(http, session_id)
         await asyncio.gather(*(asyncio.wait_for(w.first_frame.wait(), 30) for w in watchers))
+        joins = [1000 * (w.first_at - w.asked_at) for w in watchers]
         await asyncio.sleep(WARMUP)
         url = f"/v1/realtime/sessions/{session_id}"
         before, cpu_before = (await http.get(url)).json()["stats"], cpu_seconds(pid)
@@ -160,7 +168,7 @@ async def measure(http: httpx.AsyncClient, pid: int, count: int, args: argparse.
         await asyncio.sleep(args.seconds)
         end = time.monotonic()
         after, cpu_after = (await http.get(url)).json()["stats"], cpu_seconds(pid)
-        row = Row(count, cpu=(cpu_after - cpu_before) / (end - start))
+        row = Row(count, cpu=(cpu_after - cpu_before) / (end - start), joins=joins)
         row.publisher_rtts = window(publisher.received, start, end)
         row.viewer_rtts = [r for w in watchers for r in window(w.received, start, end)]
         if watchers:
@@ -186,7 +194,7 @@ def report(rows: list[Row]) -> None:
     print(
         f"{'viewers':>7} {'server CPU':>10} {'x alone':>8} {'out fps':>8} {'CPU ms/frame':>13} "
         f"{'x alone':>8} {'publisher rtt p50':>18} {'viewer rtt p50':>15} {'viewer fps':>11} "
-        f"{'encodes/frame':>14}"
+        f"{'encodes/frame':>14} {'join ms p50':>12}"
     )
     for row in rows:
         ratio = f"{row.cpu / alone.cpu:.2f}" if alone and alone.cpu else "-"
@@ -199,11 +207,12 @@ def report(rows: list[Row]) -> None:
         print(
             f"{row.viewers:>7} {row.cpu:>10.2f} {ratio:>8} {row.output_fps:>8.1f} "
             f"{row.cpu_per_frame:>13.1f} {per_frame:>8} {p50(row.publisher_rtts):>18} "
-            f"{p50(row.viewer_rtts):>15} {fps:>11} {row.encodes_per_frame:>14.2f}"
+            f"{p50(row.viewer_rtts):>15} {fps:>11} {row.encodes_per_frame:>14.2f} "
+            f"{p50(row.joins):>12}"
         )
     print(
         "server CPU in cores (CPU seconds per second); out fps = the model's output frames per "
-        "second; rtt in ms, camera hand-off -> decode"
+        "second; rtt in ms, camera hand-off -> decode; join = WHEP POST -> first decoded frame"
     )
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
+from framewire.media.signaling import parse_sdpfrag
 from framewire.models.base import ModelSpec
 from framewire.models.registry import ModelRegistry
 from framewire.state.memory import MemoryState
@@ -214,3 +216,39 @@ async def test_any_instance_adds_and_removes_a_viewer_for_the_owner() -> None:
         await asyncio.wait_for(viewer.ended.wait(), 20)
         async with owner.client() as owner_http:
             assert (await session_state(owner_http, pub.location))["viewers"] == []
+
+
+async def test_a_viewer_restarts_ice_with_new_credentials() -> None:
+    async with (
+        framewire() as server,
+        published(server) as (http, pub),
+        viewers(http, pub.location, 1) as (viewer,),
+    ):
+        await connected(viewer.pc)
+        ufrag, pwd = secrets.token_hex(4), secrets.token_hex(12)
+        fragment = (
+            f"a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n"
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+        )
+        answered = await http.patch(
+            viewer.location, content=fragment, headers={"Content-Type": SDPFRAG, "If-Match": "*"}
+        )
+        assert answered.status_code == 200, answered.text
+        assert answered.headers["content-type"].startswith(SDPFRAG)
+        assert answered.headers["etag"] != viewer.etag
+        server_ufrag, server_pwd, candidates = parse_sdpfrag(answered.text)
+        assert server_ufrag and server_pwd and server_ufrag not in viewer.pc.remoteDescription.sdp
+        assert any(c is not None and " typ host" in c["candidate"] for c in candidates)
+        trickle = f"a=ice-ufrag:{ufrag}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+        old = await http.patch(
+            viewer.location,
+            content=trickle,
+            headers={"Content-Type": SDPFRAG, "If-Match": viewer.etag},
+        )
+        assert old.status_code == 412  # the ETag before the restart is stale
+        same = await http.patch(
+            viewer.location,
+            content=trickle,
+            headers={"Content-Type": SDPFRAG, "If-Match": answered.headers["etag"]},
+        )
+        assert same.status_code == 204
