@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from aiortc import RTCPeerConnection, RTCRtpSender
 
 from framewire.media.signaling import parse_sdpfrag
 from framewire.models.base import ModelSpec
@@ -252,3 +253,49 @@ async def test_a_viewer_restarts_ice_with_new_credentials() -> None:
             headers={"Content-Type": SDPFRAG, "If-Match": answered.headers["etag"]},
         )
         assert same.status_code == 204
+
+
+async def test_viewers_beyond_the_limit_get_429_and_codecs_must_match() -> None:
+    async with (
+        framewire(max_viewers=1) as server,
+        published(server) as (http, pub),
+        viewers(http, pub.location, 1),
+    ):
+        extra = Viewer()
+        try:
+            refused = await extra.watch(http, pub.location)
+            assert refused.status_code == 429
+            assert refused.headers["retry-after"]
+            assert refused.json()["type"].endswith("/too-many-viewers")
+        finally:
+            await extra.close()
+
+
+async def test_an_h264_session_feeds_h264_viewers_and_refuses_vp8_only_ones() -> None:
+    async with framewire() as server:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=20) as http:
+            publisher = Publisher()
+            only(publisher.pc, "video/H264")
+            response = await publisher.publish(http)
+            assert response.status_code == 201 and "H264/90000" in response.text
+            vp8_only, viewer = Viewer(), Viewer()
+            only(vp8_only.pc, "video/VP8")
+            try:
+                refused = await vp8_only.watch(http, publisher.location)
+                assert refused.status_code == 422
+                assert refused.json()["type"].endswith("/no-usable-codec")
+                watched = await viewer.watch(http, publisher.location)
+                assert watched.status_code == 201
+                assert "H264/90000" in watched.text and "VP8/90000" not in watched.text
+                await viewer.wait_frames(10)
+                assert viewer.stamps[-1] is not None
+            finally:
+                await asyncio.gather(vp8_only.close(), viewer.close(), publisher.close())
+
+
+def only(pc: RTCPeerConnection, mime_type: str) -> None:
+    """Offer `mime_type` alone (with its RTX) on `pc`'s video transceiver."""
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    wanted = [c for c in codecs if c.mimeType in (mime_type, "video/rtx")]
+    pc.getTransceivers()[0].setCodecPreferences(wanted)

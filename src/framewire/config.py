@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     ice_restart_timeout: float = Field(default=15.0, gt=0)
     """Seconds for the client to re-offer after `ice-restart`, and for the new path to connect."""
     max_sessions: int = Field(default_factory=_default_max_sessions, gt=0)
+    max_viewers: int = Field(default=16, ge=0)
+    """WHEP viewers one session may have at once; beyond it 429."""
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     """Origins whose pages may call the API (WHIP/WHEP players); keys travel in headers only."""
     # Not in SPEC §5's table but tunable for tests and small deployments.

@@ -97,6 +97,10 @@ class TooManySessions(FramewireError):
     status, slug, title = 429, "too-many-sessions", "Too many concurrent sessions for this key"
 
 
+class TooManyViewers(FramewireError):
+    status, slug, title = 429, "too-many-viewers", "Too many viewers for this session"
+
+
 class TooManyStreams(FramewireError):
     status, slug, title = 429, "too-many-streams", "Too many event streams for this session"
 

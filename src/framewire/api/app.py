@@ -116,7 +116,7 @@ def create_app(
     app.state.instance_id = settings.instance_id
     app.state.api_keys = api_keys
     app.state.sessions = service
-    app.state.viewers = Viewers(service)
+    app.state.viewers = Viewers(service, settings.max_viewers)
     app.state.legs = legs
     app.state.sse_streams = Counter()
     problems.install(app)

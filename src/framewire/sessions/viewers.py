@@ -28,6 +28,8 @@ from framewire.sessions.service import (
 )
 from framewire.state.base import Record
 
+RETRY_AFTER_VIEWERS = "10"
+
 
 @dataclass
 class ViewerAdded:
@@ -40,8 +42,9 @@ class ViewerAdded:
 class Viewers:
     """The viewer operations of one instance's session service."""
 
-    def __init__(self, service: SessionService) -> None:
+    def __init__(self, service: SessionService, max_viewers: int) -> None:
         self._service = service
+        self._max_viewers = max_viewers
         service.extra_ops.update(
             {
                 "viewer_add": self._add,
@@ -93,6 +96,11 @@ class Viewers:
     # on the owner -----------------------------------------------------------------------
 
     async def _add(self, live: LiveSession, command: Record) -> Record:
+        if len(live.leg.viewers) >= self._max_viewers:
+            raise errors.TooManyViewers(
+                f"this session already has {self._max_viewers} viewers",
+                headers={"Retry-After": RETRY_AFTER_VIEWERS},
+            )
         offer = command["offer"]
         try:
             viewer, answer = await open_viewer(live.leg, offer, self._service.legs.ice)
