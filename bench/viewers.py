@@ -40,6 +40,7 @@ from av import VideoFrame
 from latency import API_KEY, FPS, HEIGHT, LOOPBACK, PASSTHROUGH_720P, WIDTH, Client
 
 from framewire.media.gathering import install_trickle
+from framewire.media.jitter import install_marker_release
 from framewire.media.probe import luma, read_stamp
 
 LATENCY_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "latency.py")
@@ -93,6 +94,7 @@ class Watcher:
         )
         response.raise_for_status()
         await self.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+        install_marker_release(self.pc)  # as browsers do, and as the publisher does
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._reader = asyncio.get_running_loop().create_task(self._read(track))

@@ -19,6 +19,7 @@ from framewire.models.registry import ModelRegistry
 from framewire.state.memory import MemoryState
 from tests.restart_client import drop_path
 from tests.servers import API_KEY, Running, framewire
+from tests.sse import EventReader
 from tests.test_session_flow import saturation
 from tests.whip import SDP, Publisher, Viewer, connected
 
@@ -73,6 +74,7 @@ async def test_a_whep_viewer_sees_the_whip_stream_transformed_and_follows_the_pr
         published(server, "small_style", prompt="black and white noir film") as (http, pub),
         viewers(http, pub.location, 1) as (viewer,),
     ):
+        events = EventReader(server.client(None), pub.events_url()).start()
         await viewer.wait_frames(10)
         assert viewer.last is not None and viewer.last.shape == (240, 320, 3)
         assert saturation(viewer.last) < 15  # noir: the colour bars came back gray
@@ -85,6 +87,14 @@ async def test_a_whep_viewer_sees_the_whip_stream_transformed_and_follows_the_pr
         seen = len(viewer.stamps)
         await viewer.wait_frames(seen + 20)
         assert max(saturation(image) for image in viewer.recent) > 60
+
+        # The session's event stream, found through the WHIP response's Link header.
+        await events.wait_for("generation_started")
+        await events.wait_for("generation_tick")
+        await http.delete(pub.location)
+        ended = await events.wait_for("generation_ended")
+        assert ended.data["reason"] == "disconnect"
+        await events.stop()
 
 
 async def test_three_viewers_get_the_same_frames_from_one_encode() -> None:

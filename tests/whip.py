@@ -35,6 +35,7 @@ class Publisher:
         self.pc.addTransceiver(self.camera, direction="sendonly")
         self.location = ""
         self.etag = ""
+        self.links: list[str] = []
 
     async def publish(
         self, http: httpx.AsyncClient, path: str = "/v1/whip/passthrough", **params: str
@@ -45,8 +46,14 @@ class Publisher:
         )
         if response.status_code == 201:
             self.location, self.etag = response.headers["location"], response.headers["etag"]
+            self.links = response.headers.get_list("link")
             await self.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
         return response
+
+    def events_url(self) -> str:
+        """The event stream's URL, from the WHIP response's `Link` header."""
+        link = next(link for link in self.links if "server-sent-events" in link)
+        return link[link.index("<") + 1 : link.index(">")]
 
     async def wait_connected(self, timeout: float = 20.0) -> None:
         await connected(self.pc, timeout)
