@@ -330,7 +330,6 @@ class SessionService:
             "etag": record.etag,
             "seconds": record.generation_seconds(),
             "expires_at": record.expires_at,
-            "viewers": [],
         }
         live = self.live.get(record.session_id)
         if live is not None:
@@ -340,6 +339,7 @@ class SessionService:
             body["connection_state"] = live.leg.connection_state
         if record.ended:
             body["summary"] = record.summary()
+            body["viewers"] = []
         return body
 
     # control ----------------------------------------------------------------------------
