@@ -9,13 +9,19 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install system demo test lint typecheck unit bench clean
 
-$(BIN)/framewire: pyproject.toml
+# Two stamps in one .venv: `runtime` is what running framewire needs (all `make demo` installs),
+# `dev` adds the test and lint tools on top (`make install`, `make test`).
+$(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(BIN)/framewire
+install: $(VENV)/.dev
 
 # System packages the tests use for real: Redis (scale-out), Chromium (browser tests), coturn (TURN).
 system:
@@ -36,7 +42,8 @@ unit: install system
 
 test: lint typecheck unit
 
-demo: install
+demo: $(VENV)/.runtime
+	mkdir -p out
 	$(BIN)/framewire run --demo -o out/demo.mp4 --still out/demo.png --model lucy_2_rt --prompt "anime style portrait"
 
 bench: install system

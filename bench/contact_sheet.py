@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from framewire.client.demo import frames
 from framewire.models.base import Frame
 from framewire.models.registry import ModelRegistry
+from framewire.run.demo import frames
 
 MODEL = "lucy_2_rt"
 CELLS: list[tuple[str, bool]] = [

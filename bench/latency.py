@@ -14,7 +14,7 @@ The client is either `stock` aiortc, or `browser`-like: it releases frames on th
 and keeps a steady encoder bitrate, as browsers do (framewire.media.jitter / .codecs).
 
 Method: every frame carries its number as black/white blocks in the top-left corner
-(framewire.media.probe), which survives the codec and the built-in styles. Round trip = the time
+(framewire.rtc.stamp), which survives the codec and the built-in styles. Round trip = the time
 the client's camera handed frame N to aiortc -> the time the client decoded a frame stamped N.
 The first 2 s after the first returned frame are warm-up and not counted; "first"/"last" are the
 p50 of the first and last 10 s (no build-up: they match). "kf/30s" counts keyframes in the
@@ -51,7 +51,8 @@ from framewire.media.codecs import BitratePolicy, install_bitrate_policy
 from framewire.media.frameloop import encodable
 from framewire.media.gathering import install_trickle
 from framewire.media.jitter import install_marker_release
-from framewire.media.probe import MODULUS, count_keyframes, luma, read_stamp, stamp
+from framewire.media.probe import count_keyframes
+from framewire.rtc.stamp import MODULUS, luma, read_stamp, stamp
 
 SCRIPT = os.path.abspath(__file__)
 

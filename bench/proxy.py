@@ -20,10 +20,8 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
@@ -32,10 +30,8 @@ from framewire.api.app import create_app
 from framewire.config import Settings
 from framewire.media.gathering import install_trickle
 from framewire.proxy import create_proxy_app
+from framewire.run.embedded import serving
 from framewire.sessions.service import SessionService
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.servers import running
 
 API_KEY = "bench-upstream-key"
 TOKEN = "bench-end-user-token"
@@ -179,13 +175,13 @@ async def main(args: argparse.Namespace) -> None:
         max_duration=3600,
     )
     upstream_app = create_app(settings)
-    async with running(upstream_app) as upstream:
-        front_app = create_proxy_app(upstream.url, API_KEY, tokens=[TOKEN], rate_limit=1e6)
+    async with serving(upstream_app) as upstream:
+        front_app = create_proxy_app(upstream, API_KEY, tokens=[TOKEN], rate_limit=1e6)
         async with (
-            running(front_app) as front,
-            httpx.AsyncClient(base_url=upstream.url, headers={"x-api-key": API_KEY}) as direct,
+            serving(front_app) as front,
+            httpx.AsyncClient(base_url=upstream, headers={"x-api-key": API_KEY}) as direct,
             httpx.AsyncClient(
-                base_url=front.url, headers={"Authorization": f"Bearer {TOKEN}"}
+                base_url=front, headers={"Authorization": f"Bearer {TOKEN}"}
             ) as proxied,
         ):
             pc, offer = await an_offer()
@@ -202,7 +198,7 @@ async def main(args: argparse.Namespace) -> None:
             sse = await events(
                 upstream_app.state.sessions,
                 body["session_id"],
-                (upstream.url + stream, front.url + stream),
+                (upstream + stream, front + stream),
                 args.events,
                 args.gap,
             )

@@ -11,25 +11,22 @@ import argparse
 import asyncio
 import contextlib
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
+from proxy import an_offer  # bench/proxy.py (this script's folder is on sys.path)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from framewire.api.app import create_app
 from framewire.config import Settings
-from tests.peers import ClientPeer
-from tests.servers import running
+from framewire.run.embedded import serving
 
 KEY = "bench-key"
 
@@ -92,9 +89,8 @@ async def time_framewire(url: str, offer: str, n: int) -> list[float]:
 
 
 async def run(sessions: int, silent_samples: int) -> list[tuple[str, str, list[float]]]:
-    peer = ClientPeer()
-    offer = await peer.offer()
-    await peer.close()
+    pc, offer = await an_offer()
+    await pc.close()
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     silent.bind(("127.0.0.1", 0))  # a STUN server that never answers
     stun = f"stun:127.0.0.1:{silent.getsockname()[1]}"
@@ -107,10 +103,10 @@ async def run(sessions: int, silent_samples: int) -> list[tuple[str, str, list[f
             max_sessions=10_000,
             key_concurrency=10_000,
         )
-        async with running(bare_aiortc_app([RTCIceServer(u) for u in servers])) as bare:
-            rows.append(("bare aiortc", label, await time_bare(bare.url, offer, n_bare)))
-        async with running(create_app(settings)) as ours:
-            rows.append(("framewire", label, await time_framewire(ours.url, offer, sessions)))
+        async with serving(bare_aiortc_app([RTCIceServer(u) for u in servers])) as bare:
+            rows.append(("bare aiortc", label, await time_bare(bare, offer, n_bare)))
+        async with serving(create_app(settings)) as ours:
+            rows.append(("framewire", label, await time_framewire(ours, offer, sessions)))
     silent.close()
     return rows
 

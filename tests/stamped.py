@@ -1,4 +1,4 @@
-"""A test camera whose frames carry their number (framewire.media.probe), so a test can tell
+"""A test camera whose frames carry their number (framewire.rtc.stamp), so a test can tell
 which frame came back and compare it with exactly what was sent."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 from av import VideoFrame
 
-from framewire.media.probe import read_stamp, stamp
+from framewire.rtc.stamp import read_stamp, stamp
 from tests.peers import ClientPeer, PatternTrack, test_pattern
 
 

@@ -201,7 +201,9 @@ async def test_422_for_semantically_invalid_requests(http: httpx.AsyncClient) ->
     body = assert_problem(await create(http, model="no_such_model"), 422, "unsupported-model")
     assert "lucy_2_rt" in body["detail"]
     assert_problem(await create(http, prompt="a forbiddenword scene"), 422, "moderation-rejected")
-    assert_problem(await create(http, prompt="x" * 1001), 422)
+    too_long = assert_problem(await create(http, prompt="x" * 1001), 422, "invalid-request")
+    assert too_long["title"] == "Invalid value in the request"  # plain words, no jargon
+    assert too_long["detail"] == "'prompt' exceeds 1000 characters"
     assert_problem(
         await create(http, model="lucy_2_rt", image_data=base64.b64encode(b"GIF89a...").decode()),
         422,

@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from framewire.media.frameloop import FramePacer, FrameStats, LatestFrameReader, ModelTrack
-from framewire.media.probe import luma, read_stamp
 from framewire.models.base import Frame, FrameModel, ModelSpec
 from framewire.models.passthrough import Passthrough
 from framewire.models.stylizer import Stylizer
+from framewire.rtc.stamp import luma, read_stamp
 from tests.stamped import StampedCamera, stamped_pattern
 from tests.test_session_flow import saturation
 

@@ -1,25 +1,62 @@
-"""The `framewire` command: `serve`, plus the subcommands other modules register
-(`proxy` from framewire.proxy.command, `run` from framewire.client.command)."""
+"""The `framewire` command: `serve` (the API server), `proxy` (a white-label proxy in front of
+it) and `run` (stream a video file through a session). Server settings are FRAMEWIRE_*
+environment variables, listed in the README's "Running the server" table;
+`framewire serve --check` prints the effective ones."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import socket
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
-SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.client.command")
+from framewire import __version__
+from framewire.config import Settings
+from framewire.settings_view import effective_settings
+
+SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.run.command")
 """Each defines `register(subparsers)`, adding its parser with `set_defaults(func=...)`;
 `func(args) -> int` is the exit status."""
 
+SETTINGS_POINTER = (
+    'Settings: FRAMEWIRE_* environment variables (README, "Running the server"); '
+    "--check prints the effective ones."
+)
+SERVE_EXIT = """\
+exit status:
+  0  stopped (Ctrl-C or SIGTERM), or --check printed a valid configuration
+  2  usage error, or an invalid FRAMEWIRE_* setting (the message names it)
+  3  cannot listen on HOST:PORT (e.g. the port is in use); nothing was started"""
+CANNOT_LISTEN = 3
+
 
 def serve(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"FRAMEWIRE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"framewire serve: invalid setting: {problems}", file=sys.stderr)
+        return 2
+    if args.check:
+        for name, value in effective_settings(settings):
+            print(f"{name}={value}")
+        return 0
+    reason = _cannot_listen(args.host, args.port)
+    if reason is not None:
+        where = f"{args.host}:{args.port}"
+        print(f"framewire serve: cannot listen on {where}: {reason}", file=sys.stderr)
+        return CANNOT_LISTEN
     from framewire.api.app import create_app
 
     uvicorn.run(
-        create_app(),
+        create_app(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -28,13 +65,53 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the server could not bind HOST:PORT, found before it starts (no key printed, no
+    startup lines); None when it can."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"unknown host ({exc.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "the port is already in use"
+            return exc.strerror or str(exc)
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="framewire", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", help="serve the realtime API, the leg API and the web page")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--log-level", default="info")
+    parser = argparse.ArgumentParser(
+        prog="framewire",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"framewire {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser(
+        "serve",
+        help="serve the realtime API, the leg API and the web page",
+        description="Serve the realtime API, the leg API and the web page. " + SETTINGS_POINTER,
+        epilog=SERVE_EXIT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
+        help="log level (default: info)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="print the effective configuration (secrets masked) and exit",
+    )
     p.set_defaults(func=serve)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(sub)

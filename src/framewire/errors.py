@@ -70,7 +70,7 @@ class UnsupportedMediaType(FramewireError):
 
 
 class Unprocessable(FramewireError):
-    status, slug, title = 422, "invalid-request", "Semantically invalid request"
+    status, slug, title = 422, "invalid-request", "Invalid value in the request"
 
 
 class NoUsableCodec(FramewireError):

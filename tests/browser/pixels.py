@@ -12,13 +12,19 @@ from playwright.async_api import Page
 TIMEOUT = 30.0
 
 MEASURE = """(selector) => {
+  AVERAGES
   const video = document.querySelector(selector);
   if (!video || video.readyState < 2 || !video.videoWidth) return null;
+  return averages(video, video.videoWidth, video.videoHeight,
+    video.getVideoPlaybackQuality().totalVideoFrames);
+}"""
+
+AVERAGES = """function averages(source, width, height, frames) {
   const canvas = document.createElement("canvas");
   canvas.width = 160;
   canvas.height = 90;
   const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(video, 0, 0, canvas.width, canvas.height);
+  context.drawImage(source, 0, 0, canvas.width, canvas.height);
   const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
   let r = 0, g = 0, b = 0, chroma = 0;
   for (let i = 0; i < data.length; i += 4) {
@@ -27,11 +33,14 @@ MEASURE = """(selector) => {
     chroma += Math.max(red, green, blue) - Math.min(red, green, blue);
   }
   const n = data.length / 4;
-  return {
-    r: r / n, g: g / n, b: b / n, chroma: chroma / n,
-    width: video.videoWidth, height: video.videoHeight,
-    frames: video.getVideoPlaybackQuality().totalVideoFrames,
-  };
+  return { r: r / n, g: g / n, b: b / n, chroma: chroma / n, width, height, frames };
+}"""
+
+STILL = """(selector) => {
+  AVERAGES
+  const still = document.querySelector(selector);
+  if (!still || still.hidden || !still.width) return null;
+  return averages(still, still.width, still.height, 1);
 }"""
 
 
@@ -49,7 +58,13 @@ class Picture:
 
 
 async def measure(page: Page, selector: str) -> Picture | None:
-    values = await page.evaluate(MEASURE, selector)
+    values = await page.evaluate(MEASURE.replace("AVERAGES", AVERAGES), selector)
+    return None if values is None else Picture(**values)
+
+
+async def still_picture(page: Page, selector: str = "#output-still") -> Picture | None:
+    """The last output frame the page keeps after a session ended (a visible canvas)."""
+    values = await page.evaluate(STILL.replace("AVERAGES", AVERAGES), selector)
     return None if values is None else Picture(**values)
 
 

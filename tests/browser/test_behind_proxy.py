@@ -76,7 +76,8 @@ async def test_page_behind_the_proxy_asks_for_no_key(browser: Browser) -> None:
         await expect(page.locator("#status")).to_have_text("Live", timeout=WAIT_MS)
         await wait_for_picture(page, "#output-video", lambda p: grey(p) and p.frames > 5)
         await page.click("#end")
-        await expect(page.locator("#status")).to_have_text("Ended · disconnect", timeout=WAIT_MS)
+        await expect(page.locator("#status")).to_have_text("Ended", timeout=WAIT_MS)
+        await expect(page.locator("#session-note")).to_have_text("Session ended: you ended it.")
 
         api_requests = [r for r in sent if "/v1/realtime/" in r.url]
         assert {r.method for r in api_requests} >= {"POST", "PATCH", "GET", "DELETE"}

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from playwright.async_api import Browser, FilePayload, FloatRect, Page, Request, Route, expect
 
-from tests.browser.pixels import TIMEOUT, Picture, measure, wait_for_picture
+from tests.browser.pixels import TIMEOUT, Picture, measure, still_picture, wait_for_picture
 from tests.servers import API_KEY, Running, framewire
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
@@ -74,14 +74,17 @@ async def test_page_runs_a_session_that_follows_prompt_and_image(browser: Browse
         await expect(page.locator("#model option")).to_have_count(5)
         await expect(page.locator("#model")).to_have_value("lucy_2_rt")
 
-        # A wrong key: the 401 problem in words, and the form again.
-        await enter_key(page, "not-a-key")
-        await page.fill("#prompt", "black and white")
-        await page.click("#start")
-        await expect(page.locator("#error")).to_contain_text("Missing or invalid API key")
-        await expect(page.locator("#key-error")).to_contain_text("the API key is not valid")
-        await expect(status).to_have_text("Could not start")
+        # A wrong key is refused in the dialog itself, in words, before any session is tried.
+        await page.fill("#api-key", "not-a-key")
+        await dialog.get_by_role("button", name="Use this key").click()
+        await expect(page.locator("#key-error")).to_have_text(
+            "The server does not know this key. Check it and try again."
+        )
+        await expect(dialog).to_be_visible()
+        await expect(page.locator("#error")).to_be_hidden()
+        assert await page.evaluate("sessionStorage.getItem('framewire.apiKey')") is None
         await enter_key(page, API_KEY)
+        await page.fill("#prompt", "black and white")
         assert await page.evaluate("sessionStorage.getItem('framewire.apiKey')") == API_KEY
         assert await page.evaluate("localStorage.length") == 0
 
@@ -128,12 +131,21 @@ async def test_page_runs_a_session_that_follows_prompt_and_image(browser: Browse
         await wait_for_picture(page, "#output-video", green)
         await expect(page.locator("#error")).to_be_hidden()
 
-        # End: DELETE, and the page shows the end and its reason.
+        # End: DELETE, and the page shows the end, its reason in words, seconds and credits;
+        # the last output frame stays in place.
         await page.click("#end")
-        await expect(status).to_have_text("Ended · disconnect", timeout=WAIT_MS)
-        await expect(page.locator("#session-note")).to_contain_text("the session was closed")
+        await expect(status).to_have_text("Ended", timeout=WAIT_MS)
+        await expect(page.locator("#session-note")).to_have_text("Session ended: you ended it.")
+        await expect(page.locator("#end-summary")).to_have_text(
+            re.compile(
+                r"^\d+(\.\d)? s of video generated · \d+(\.\d)? credits charged · "
+                r"unlimited credits remaining$"
+            )
+        )
         await expect(page.locator("#start")).to_be_enabled()
         assert await measure(page, "#camera-video") is None
+        last = await still_picture(page)
+        assert last is not None and green(last)
 
 
 async def test_page_fits_a_phone(browser: Browser) -> None:
@@ -164,7 +176,7 @@ async def test_page_fits_a_phone(browser: Browser) -> None:
         await wait_for_picture(page, "#camera-video", lambda p: p.chroma > 60)
 
         await page.locator("#end").tap()
-        await expect(page.locator("#status")).to_have_text("Ended · disconnect", timeout=WAIT_MS)
+        await expect(page.locator("#status")).to_have_text("Ended", timeout=WAIT_MS)
 
 
 def drop_server_path(server: Running) -> str:
@@ -220,7 +232,7 @@ async def test_page_answers_an_ice_restart_and_media_resumes(browser: Browser) -
         assert state["status"] == "active"
 
         await page.click("#end")
-        await expect(page.locator("#status")).to_have_text("Ended · disconnect", timeout=WAIT_MS)
+        await expect(page.locator("#status")).to_have_text("Ended", timeout=WAIT_MS)
 
 
 async def test_page_reads_the_current_etag_after_a_412(browser: Browser) -> None:
@@ -268,4 +280,4 @@ async def test_page_reads_the_current_etag_after_a_412(browser: Browser) -> None
         assert retried is not None and retried.status == 204
         await expect(page.locator("#error")).to_be_hidden()
         await page.click("#end")
-        await expect(page.locator("#status")).to_have_text("Ended · disconnect", timeout=WAIT_MS)
+        await expect(page.locator("#status")).to_have_text("Ended", timeout=WAIT_MS)

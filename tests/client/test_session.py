@@ -21,8 +21,8 @@ from framewire.client import (
     IceRestart,
     ProblemError,
     RealtimeClient,
-    demo,
 )
+from framewire.run import demo
 from tests.client.relay import relay
 from tests.client.support import drop_path, pattern_frames, read_video, wait_event
 from tests.servers import API_KEY, framewire

@@ -8,6 +8,7 @@ async with RealtimeClient(base_url, api_key) as client:
     summary = await session.close()
 """
 
+from framewire.client.catalog import ModelInfo
 from framewire.client.control import ProblemError
 from framewire.client.events import (
     ErrorEvent,
@@ -30,6 +31,7 @@ __all__ = [
     "GenerationTick",
     "IceCandidate",
     "IceRestart",
+    "ModelInfo",
     "ProblemError",
     "RealtimeClient",
     "ServerEvent",

@@ -1,4 +1,4 @@
-"""The control half of seed 000 over HTTP: requests with the API key, problem+json errors as
+"""The control half of the realtime API over HTTP: requests with the API key, problem+json errors as
 exceptions, and bounded retries of 503 and 429 that honour `Retry-After`."""
 
 from __future__ import annotations

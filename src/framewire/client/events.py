@@ -1,7 +1,7 @@
-"""The server events of seed 000's SSE stream, as typed values.
+"""The server events of a session's SSE stream, as typed values.
 
 Each carries the SSE `id` it came with (ids increase within a session; the client resumes after
-the last one it saw). Event names follow the seed exactly: `ice-candidate`, `ice-restart`,
+the last one it saw). Event names are the API's own: `ice-candidate`, `ice-restart`,
 `generation_started`, `generation_tick`, `generation_ended`, `error`.
 """
 

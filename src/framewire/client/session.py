@@ -1,11 +1,13 @@
-"""The Python client of seed 000: a realtime session over HTTP signaling, media over aiortc.
+"""The Python client: a realtime session over HTTP signaling, media over aiortc.
 
     async with RealtimeClient("http://127.0.0.1:8000", api_key) as client:
         session = await client.connect("in.mp4", model="lucy_2_rt", output="out.mp4")
-        async for frame in session.frames():      # numpy BGR, as they arrive
+        async for frame in session.frames():      # numpy BGR, until the clip is done
             ...
-        await session.set_prompt("watercolor")
         summary = await session.close()           # DELETE: the billing summary
+
+When a finite source (a file, an iterator) runs out, the session waits for the frames still in
+flight (`drain`) and closes itself, so `frames()` ends and billing stops with the media.
 
 One `Session` is one peer connection and one server session. It offers, trickles its own
 candidates (framewire.client.trickle), follows the SSE stream and applies the server's
@@ -37,7 +39,7 @@ from aiortc import RTCConfiguration, RTCIceGatherer, RTCPeerConnection, RTCSessi
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
-from framewire.client import marker
+from framewire.client.catalog import ModelInfo
 from framewire.client.control import Control, ProblemError
 from framewire.client.events import (
     ErrorEvent,
@@ -61,7 +63,7 @@ from framewire.media.signaling import (
     candidate_json,
     parse_candidate,
 )
-from framewire.models.base import ModelSpec
+from framewire.rtc.stamp import read_stamp
 
 log = logging.getLogger("framewire.client")
 
@@ -73,13 +75,20 @@ RESTART_TIMEOUT = 15.0
 """Seconds a restarted ICE path has to connect."""
 END_EVENT_WAIT = 2.0
 """Seconds `close()` waits for `generation_ended` on the stream after the DELETE."""
+DRAIN_IDLE = 0.5
+"""After the source ran out: seconds without a received frame that mean none is in flight.
+Ten frame intervals at 20 fps; each one of them is billed."""
+DRAIN_GAPS = 3
+"""...or this many of the received stream's frame intervals, when that is longer."""
+DRAIN_TIMEOUT = 3.0
+"""After the source ran out: the longest wait for frames in flight before closing."""
 
 BGRFrame = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
 class Summary:
-    """The billing summary the DELETE returns (SPEC.md §1)."""
+    """The billing summary the DELETE returns."""
 
     session_id: str
     model: str
@@ -108,7 +117,7 @@ class Summary:
 
 
 class RealtimeClient:
-    """Talks to one framewire (or seed-000-compatible) API. Use as an async context manager;
+    """Talks to one framewire (or API-compatible) server. Use as an async context manager;
     leaving it closes every session still open.
 
     `ice_interfaces` are the local addresses to gather candidates on; by default the loopback
@@ -148,12 +157,12 @@ class RealtimeClient:
         if self._own_http:
             await self.http.aclose()
 
-    async def models(self) -> list[ModelSpec]:
+    async def models(self) -> list[ModelInfo]:
         """The models the server runs (`GET /v1/models`, a framewire extension)."""
         response = await self.control.request("GET", "/v1/models")
-        return [ModelSpec(**spec) for spec in response.json()["models"]]
+        return [ModelInfo.of(spec) for spec in response.json()["models"]]
 
-    async def _spec(self, model: str) -> ModelSpec | None:
+    async def _spec(self, model: str) -> ModelInfo | None:
         try:
             specs = await self.models()
         except ProblemError as exc:
@@ -173,6 +182,7 @@ class RealtimeClient:
         output: str | os.PathLike[str] | None = None,
         fps: float | None = None,
         mark_frames: bool = False,
+        close_at_end: bool = True,
     ) -> Session:
         """Create a session that sends `source` through `model` and return it once the server
         has answered (media starts as soon as ICE connects).
@@ -180,9 +190,13 @@ class RealtimeClient:
         `image` is a reference image (file path or bytes). `output` records every received
         frame to a video file (.mp4: H.264, .webm: VP8) at the model's frame rate. `fps` paces
         numpy sources (default: the model's rate); the session stops its source when it
-        closes. `mark_frames` stamps a small frame-index strip in a corner of each sent frame
-        so `stats.round_trip_ms` can be measured (see framewire.client.marker); it is visible
-        in the output."""
+        closes. `mark_frames` stamps each sent frame's number in its top-left corner
+        (framewire.rtc.stamp) so `stats.round_trip_ms` can be measured; the stamp is visible
+        in the output.
+
+        `close_at_end`: when a finite source runs out, wait for the frames in flight, then
+        close the session (DELETE), which ends `frames()` and the billing. Pass False to keep
+        the session open after its source (and close it yourself)."""
         spec = await self._spec(model)
         rate = fps or (spec.fps if spec is not None else DEFAULT_FPS)
         opened = open_source(source, rate)
@@ -191,7 +205,7 @@ class RealtimeClient:
             sink = VideoFileSink(output, spec.fps if spec is not None else rate)
         session = Session(self, model, spec, opened, sink, mark_frames)
         try:
-            await session._open(prompt, image, enhance_prompt)
+            await session._open(prompt, image, enhance_prompt, close_at_end)
         except BaseException:
             if not session.id:
                 await session._teardown()
@@ -261,7 +275,7 @@ class Session:
         self,
         client: RealtimeClient,
         model: str,
-        spec: ModelSpec | None,
+        spec: ModelInfo | None,
         source: OpenedSource,
         sink: VideoFileSink | None,
         mark_frames: bool,
@@ -294,12 +308,17 @@ class Session:
         self._receiver: asyncio.Task[None] | None = None
         self._readers: set[_Reader] = set()
         self._changed = asyncio.Event()
-        self._summary: Summary | None = None
+        self._closing: asyncio.Task[Summary] | None = None
+        self._finisher: asyncio.Task[None] | None = None
 
     # setup ------------------------------------------------------------------------------
 
     async def _open(
-        self, prompt: str | None, image: bytes | str | os.PathLike[str] | None, enhance: bool
+        self,
+        prompt: str | None,
+        image: bytes | str | os.PathLike[str] | None,
+        enhance: bool,
+        close_at_end: bool,
     ) -> None:
         install_trickle(self._pc, self._client.ice_interfaces, None, self._on_local_candidate)
         await self._pc.setLocalDescription(await self._pc.createOffer())
@@ -331,6 +350,18 @@ class Session:
             self._refresh,
         )
         self._follower.start()
+        if close_at_end:
+            self._finisher = asyncio.get_running_loop().create_task(self._close_at_end())
+
+    async def _close_at_end(self) -> None:
+        """The source ran out (or the server ended the session): drain, then close."""
+        await self.source_ended()
+        if self.ended is None:
+            await self.drain()
+        try:
+            await self.close()
+        except (ProblemError, httpx.HTTPError) as exc:
+            log.warning("session %s: closing at the end of the source failed: %s", self.id, exc)
 
     @property
     def etag(self) -> str | None:
@@ -364,7 +395,7 @@ class Session:
         self._changed.set()
 
     async def _restart_ice(self, servers: list[dict[str, Any]]) -> None:
-        """Answer the server's `ice-restart` as the seed's client does: re-offer with the
+        """Answer the server's `ice-restart` as the reference browser client does: re-offer with the
         event's ICE servers (new ICE credentials, same DTLS session) and apply the answer.
         Inline with the event stream, so the new generation's server candidates that follow
         are applied after it."""
@@ -433,19 +464,18 @@ class Session:
                 reader.end()
 
     def _read_marker(self, frame: VideoFrame) -> int | None:
-        layout = self._outbound.layout
-        if not self._mark or layout is None:
+        if not self._mark:
             return None
         if frame.format.name != "yuv420p":
             frame = frame.reformat(format="yuv420p")
-        return marker.read(plane(frame, 0), layout)
+        return read_stamp(plane(frame, 0))
 
     async def frames(self, buffer: int = 2) -> AsyncIterator[BGRFrame]:
         """The transformed frames as BGR arrays, from now until the session ends. A reader
         slower than the stream skips to the newest `buffer` frames (the file sink, if any,
         still gets every frame)."""
         reader = _Reader(buffer)
-        if self._receiver is not None and self._receiver.done():
+        if self._closing is not None or (self._receiver is not None and self._receiver.done()):
             reader.end()
         self._readers.add(reader)
         try:
@@ -461,12 +491,16 @@ class Session:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), 0.2)
 
-    async def drain(self, idle: float = 1.0, timeout: float = 5.0) -> None:
-        """Wait for the frames still in flight: until none came for `idle` seconds."""
+    async def drain(self, idle: float = DRAIN_IDLE, timeout: float = DRAIN_TIMEOUT) -> None:
+        """Wait for the frames still in flight: until none came for `idle` seconds, or for
+        DRAIN_GAPS frame intervals when frames come slower than that (a loaded server), at most
+        `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.ended is None:
             last = self.stats.last_received_at
-            if last is not None and time.monotonic() - last >= idle:
+            fps = self.stats.received_fps
+            quiet = max(idle, DRAIN_GAPS / fps) if fps else idle
+            if last is not None and time.monotonic() - last >= quiet:
                 return
             await asyncio.sleep(0.05)
 
@@ -504,21 +538,27 @@ class Session:
         return result
 
     async def close(self) -> Summary:
-        """End the session (DELETE) and return its billing summary; idempotent. Frames received
-        until then are all in the output file when this returns."""
-        if self._summary is not None:
-            return self._summary
+        """End the session (DELETE) and return its billing summary; idempotent, and safe to call
+        while the session closes itself at the end of its source. Frames received until then
+        are all in the output file when this returns."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        return await asyncio.shield(self._closing)
+
+    async def _close(self) -> Summary:
         try:
             response = await self._control.request("DELETE", self._path)
-            self._summary = Summary.of(response.json())
+            summary = Summary.of(response.json())
             if self._follower is not None:
                 await self._follower.wait(END_EVENT_WAIT)
         finally:
             await self._teardown()
-        return self._summary
+        return summary
 
     async def _teardown(self) -> None:
         self._client._forget(self)
+        if self._finisher is not None and self._finisher is not asyncio.current_task():
+            self._finisher.cancel()
         if self._follower is not None:
             await self._follower.stop()
         await self.trickle.close()

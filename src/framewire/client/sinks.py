@@ -3,8 +3,10 @@
 Every frame handed to `write` is encoded, in order, by one worker thread (PyAV releases the GIL
 while coding), so a slow disk or encoder never stalls WebRTC. Nothing is dropped: the hand-off
 queue is unbounded, which is right for a recording and costs memory only while the encoder
-lags. Timestamps are the frames' own (the server's send clock), so the file plays at the pace
-the model produced; the stream is tagged with the model's frame rate.
+lags. Timestamps are the frames' own (the server's send clock) on a grid of the model's frame
+interval (time base 1/fps), so the file plays at the pace the model produced and players and
+ffprobe see the model's frame rate (`r_frame_rate`); a frame the server skipped leaves a gap of
+one interval, and two frames in one interval are spread to consecutive ones.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from av import VideoFrame
 
 CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx"}
 """Container suffix -> encoder: H.264 in mp4/mov/mkv, VP8 in webm."""
-TIME_BASE = fractions.Fraction(1, 90_000)
 OPTIONS = {
     "libx264": {"preset": "superfast", "crf": "21"},
     "libvpx": {"deadline": "realtime", "cpu-used": "16", "crf": "10", "b": "4M"},
@@ -89,13 +90,13 @@ class VideoFileSink:
         frame, _ = first
         width, height = frame.width - frame.width % 2, frame.height - frame.height % 2
         with av.open(os.fspath(self.path), "w") as container:
-            stream = container.add_stream(
-                self.codec, rate=fractions.Fraction(self.fps).limit_denominator(1001)
-            )
+            rate = fractions.Fraction(self.fps).limit_denominator(1001)
+            time_base = 1 / rate
+            stream = container.add_stream(self.codec, rate=rate)
             assert isinstance(stream, av.VideoStream)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.time_base = TIME_BASE
-            stream.codec_context.time_base = TIME_BASE
+            stream.time_base = time_base
+            stream.codec_context.time_base = time_base
             stream.options = dict(OPTIONS[self.codec])
             origin: float | None = None
             last_pts = -1
@@ -104,9 +105,9 @@ class VideoFileSink:
                 frame, at = item
                 seconds = at if frame.pts is None or frame.time_base is None else frame.time
                 origin = seconds if origin is None else origin
-                pts = max(last_pts + 1, round((seconds - origin) / TIME_BASE))
+                pts = max(last_pts + 1, round((seconds - origin) * rate))
                 out = frame.reformat(width=width, height=height, format="yuv420p")
-                out.pts, out.time_base, last_pts = pts, TIME_BASE, pts
+                out.pts, out.time_base, last_pts = pts, time_base, pts
                 for packet in stream.encode(out):
                     container.mux(packet)
                 self.frames_written += 1

@@ -4,7 +4,7 @@ Files are decoded by PyAV in a worker thread and paced at their own frame rate; 
 captured by aiortc's MediaPlayer. Numpy frames (BGR, uint8) come from a sync or async iterator
 and are paced at `fps`. Whatever the source, the session wraps it in an `OutboundTrack`, which
 counts and timestamps each frame as the encoder takes it and, when asked, stamps the frame
-index marker (framewire.client.marker).
+index stamp (framewire.rtc.stamp).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
-from framewire.client import marker
+from framewire.rtc.stamp import stamp_planes
 
 log = logging.getLogger("framewire.client")
 
@@ -214,8 +214,6 @@ class OutboundTrack(MediaStreamTrack):
         self._source = source
         self._on_sent = on_sent
         self._mark = mark
-        self.layout: marker.Layout | None = None
-        """Where the marker is drawn, once the first frame was marked."""
         self._index = 0
         self.ended = asyncio.Event()
 
@@ -239,9 +237,7 @@ class OutboundTrack(MediaStreamTrack):
         # A copy: a decoder may still reference the source frame's buffers.
         out = VideoFrame.from_ndarray(frame.to_ndarray(format="yuv420p"), format="yuv420p")
         out.pts, out.time_base = frame.pts, frame.time_base
-        if self.layout is None:
-            self.layout = marker.Layout.for_size(out.width, out.height)
-        marker.stamp(plane(out, 0), (plane(out, 1), plane(out, 2)), self.layout, self._index)
+        stamp_planes(plane(out, 0), (plane(out, 1), plane(out, 2)), self._index)
         return out
 
 

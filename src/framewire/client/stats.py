@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from framewire.client import marker
+from framewire.rtc.stamp import MODULUS
 
 
 @dataclass
@@ -22,14 +22,14 @@ class ClientStats:
     last_received_at: float | None = None
     round_trip_ms: list[float] = field(default_factory=list, repr=False)
     _sent: list[tuple[int, float] | None] = field(
-        default_factory=lambda: [None] * marker.PERIOD, repr=False
+        default_factory=lambda: [None] * MODULUS, repr=False
     )
 
     def on_sent(self, index: int, at: float) -> None:
         self.frames_sent += 1
         if self.first_sent_at is None:
             self.first_sent_at = at
-        self._sent[index % marker.PERIOD] = (index, at)
+        self._sent[index % MODULUS] = (index, at)
 
     def on_received(self, code: int | None, at: float) -> None:
         self.frames_received += 1
@@ -37,8 +37,8 @@ class ClientStats:
             self.first_received_at = at
         self.last_received_at = at
         sent = self._sent[code] if code is not None else None
-        # Half a marker period back at most: an older frame with the same code is not it.
-        if sent is not None and self.frames_sent - sent[0] <= marker.PERIOD // 2:
+        # Half the stamp period back at most: an older frame with the same code is not it.
+        if sent is not None and self.frames_sent - sent[0] <= MODULUS // 2:
             self.round_trip_ms.append((at - sent[1]) * 1000.0)
 
     @property

@@ -1,9 +1,9 @@
-"""The client's side of the session's ICE: seed 000's queue-and-flush, its 412 advice, and
+"""The client's side of the session's ICE: queue-and-flush, the 412 advice, and
 its ICE restart PATCH.
 
 Candidates found after the offer are queued and PATCHed in batches, one request at a time, each
 with `If-Match` carrying the ETag; a `null` element is end-of-candidates. A 412 (another ICE
-operation changed the ETag first) is answered as the seed says: GET the session for the current
+operation changed the ETag first) is answered as the API documents: GET the session for the current
 ETag and retry. A restart offer goes out with `If-Match: "*"` between two batches, never in the
 middle of one, and the candidates of the replaced generation still queued are dropped.
 """

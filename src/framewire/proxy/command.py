@@ -22,35 +22,50 @@ def register(subparsers: Any) -> None:
         description=(
             f"Stateless HTTP proxy for /v1/realtime, /v1/models and the leg API. The upstream "
             f"key comes from {KEY_ENV}; end-user bearer tokens from --tokens-file and/or "
-            f"{TOKENS_ENV} (comma-separated); without any, the proxy's auth is off."
+            f"{TOKENS_ENV} (comma-separated); without any, the proxy's auth is off. Its page "
+            f"and the upstream's behaviour follow the upstream's own FRAMEWIRE_* settings "
+            f'(README, "Running the server").'
         ),
     )
     parser.add_argument("--upstream", required=True, help="base URL of the upstream API")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
     parser.add_argument(
-        "--tokens-file", help="end-user bearer tokens, one per line (or comma-separated)"
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    parser.add_argument(
+        "--tokens-file",
+        help="end-user bearer tokens, one per line (or comma-separated) (default: none)",
     )
     parser.add_argument(
-        "--rate-limit", type=float, metavar="N", help="requests per second per client (off)"
+        "--rate-limit",
+        type=float,
+        metavar="N",
+        help="requests per second per client (default: off)",
     )
-    parser.add_argument("--burst", type=int, help="bucket size for --rate-limit (2x the rate)")
+    parser.add_argument(
+        "--burst", type=int, help="bucket size for --rate-limit (default: 2x the rate)"
+    )
     parser.add_argument(
         "--cors-origin",
         action="append",
         default=[],
         metavar="ORIGIN",
-        help="allow browser pages from ORIGIN (repeatable), e.g. https://app.example.com",
+        help="allow browser pages from ORIGIN (repeatable), e.g. https://app.example.com "
+        "(default: none)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for an upstream answer"
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for an upstream answer (default: 30)",
     )
     parser.add_argument(
         "--forwarded-allow-ips",
         default="127.0.0.1",
-        help="load balancers whose X-Forwarded-For/Proto are trusted for the client's IP",
+        help="load balancers whose X-Forwarded-For/Proto are trusted for the client's IP "
+        "(default: 127.0.0.1)",
     )
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", default="info", help="log level (default: info)")
     parser.set_defaults(func=run)
 
 

@@ -1,24 +1,34 @@
-// framewire web client: the browser client of seed 000 ("Client implementation"), grown into a
-// page. Same protocol: one POST, queued candidate PATCHes carrying the ETag (412 -> GET -> retry),
-// SSE with the event_token, the seed's ice-restart answer, and a clean close.
+// framewire web client: the reference browser client grown into a page. Same protocol: one POST,
+// queued candidate PATCHes carrying the ETag (412 -> GET -> retry), SSE with the event_token, the
+// ice-restart answer (a re-offer with If-Match: "*"), and a clean close.
 
 const BASE = "/v1/realtime";
 const KEY_STORAGE = "framewire.apiKey";
 const IMAGE_LIMIT = 10 * 1024 * 1024; // base64 characters, as the server counts them
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp"];
-const SEED_MODEL = "lucy_2_rt"; // offered when GET /v1/models is not reachable (e.g. a bare proxy)
+const FALLBACK_MODEL = "lucy_2_rt"; // offered when GET /v1/models is not reachable (a bare proxy)
+const KEY_CHECK = "/v1/legs"; // any route that needs the key and changes nothing: 401 if it is wrong
 const STATS_EVERY_MS = 1000;
+const USAGE_EVERY_MS = 250; // the usage counter runs between the server's generation_tick events
 const EVENT_STREAM_RETRIES = 3;
 const PHONE = "(max-width: 760px)"; // style.css's one-column layout
 const LIVE_NOTE = "Live. Change the prompt or the reference image at any time.";
 const REASONS = {
-  disconnect: "the session was closed",
-  timeout: "it reached the maximum duration",
-  moderation_violation: "a content policy violation stopped it",
+  disconnect: "you ended it",
+  timeout: "it reached the longest duration allowed",
+  moderation_violation: "the content policy stopped it",
   error: "a server error stopped it",
-  insufficient_credits: "the account ran out of credits",
-  ice_failure: "the network connection failed",
-  inactivity: "no video reached the server",
+  insufficient_credits: "the API key ran out of credits",
+  ice_failure: "the network connection to the server was lost",
+  inactivity: "no video reached the server for too long",
+};
+/** What to do after a failed start, by the problem's status. */
+const NEXT_STEP = {
+  0: "Fix the problem above and start again.",
+  401: "Enter a valid API key, then start again.",
+  402: "This API key has no credits left: add credits to it or use another key.",
+  429: "Too many sessions are running for this key: end one, or start again in a moment.",
+  503: "The server is full: start again in a moment.",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -76,6 +86,16 @@ class Api {
     sessionStorage.removeItem(KEY_STORAGE);
   }
 
+  /** Whether the server refuses `key` (401). Any other answer, or none, cannot tell: the key is
+   * taken and Start will say more. */
+  async refusesKey(key) {
+    try {
+      return (await fetch(KEY_CHECK, { headers: { "x-api-key": key } })).status === 401;
+    } catch {
+      return false;
+    }
+  }
+
   request(path, { method = "GET", json, headers = {}, keepalive = false } = {}) {
     const all = { ...headers };
     if (json !== undefined) all["Content-Type"] = "application/json";
@@ -92,7 +112,7 @@ class Api {
   }
 }
 
-/** One realtime session, as seed 000's client runs it. `on` receives what the page shows. */
+/** One realtime session, as the reference browser client runs it. `on` receives what the page shows. */
 class Session {
   constructor(api, on) {
     this.api = api;
@@ -111,7 +131,7 @@ class Session {
   }
 
   async start({ model, prompt, enhance, imageData }) {
-    // The seed starts with a public STUN server; ours come with the answer (setConfiguration below).
+    // The reference client starts with a public STUN server; ours come with the answer (setConfiguration below).
     this.pc = new RTCPeerConnection({ iceServers: [] });
     this.pc.ontrack = (event) => this.on.output(event.streams[0]);
     // Listening before the POST keeps candidates found while it is in flight; they wait in the queue.
@@ -136,7 +156,10 @@ class Session {
     const body = { model, sdp: { type: "offer", sdp: offer.sdp }, enhance_prompt: enhance };
     if (prompt) body.prompt = prompt;
     if (imageData) body.image_data = imageData;
-    const { res, body: session } = await this.api.call(`${BASE}/sessions`, { method: "POST", json: body });
+    const { res, body: session } = await this.api.call(`${BASE}/sessions`, {
+      method: "POST",
+      json: body,
+    });
     this.id = session.session_id;
     this.etag = res.headers.get("ETag");
     if (this.closed) {
@@ -199,7 +222,7 @@ class Session {
     sse.addEventListener("generation_tick", (event) => this.on.usage(data(event).seconds));
     sse.addEventListener("generation_ended", (event) => {
       const { seconds, reason } = data(event);
-      this.finish(reason, seconds); // the stream closes after this event: close it first
+      this.finish({ reason, seconds }, true); // the stream closes after this event: close it first
     });
     sse.addEventListener("error", (event) => {
       if (event instanceof MessageEvent && event.data) {
@@ -216,7 +239,7 @@ class Session {
     try {
       const { body } = await this.api.call(this.url);
       if (body.status === "ended") {
-        this.finish(body.summary.reason, body.summary.seconds);
+        this.finish(body.summary);
       } else if (this.streamFailures > EVENT_STREAM_RETRIES) {
         this.on.error(new Problem({ title: "Event stream lost", detail: "the server refused the event stream several times", status: 0 }));
       } else {
@@ -290,7 +313,7 @@ class Session {
         this.on.error(Problem.of(err));
       }
     }
-    this.finish(summary?.reason ?? "disconnect", summary?.seconds);
+    await this.finish(summary ?? { reason: "disconnect" });
   }
 
   /** The page is going away: ask for the end without waiting for it. */
@@ -301,12 +324,23 @@ class Session {
     this.release();
   }
 
-  finish(reason, seconds) {
+  /** The end, with what is known of it; `fetchSummary` reads the billing summary (credits) that
+   * the `generation_ended` event does not carry. */
+  async finish(summary, fetchSummary = false) {
     if (this.finished) return;
     this.finished = true;
     this.closed = true;
+    this.on.freeze();
     this.release();
-    this.on.ended(reason, seconds);
+    let full = summary;
+    if (fetchSummary && this.id) {
+      try {
+        full = { ...summary, ...(await this.api.call(this.url)).body.summary };
+      } catch {
+        full = summary; // the seconds and the reason still say how it ended
+      }
+    }
+    this.on.ended(full);
   }
 
   release() {
@@ -325,13 +359,16 @@ class Page {
     this.models = new Map();
     this.image = null; // base64, ready for image_data
     this.statsTimer = null;
+    this.usageTimer = null;
+    this.usage = { seconds: 0, at: 0 }; // the server's last count and when it came
+    this.errorCause = null; // what the red banner is about: "key", "prompt", "image", "start", "session"
     this.el = Object.fromEntries(
       [
         "status", "usage", "camera-video", "output-video", "stat-fps", "stat-resolution", "stat-rtt",
         "error", "error-title", "error-detail", "error-close", "prompt-form", "prompt", "enhance",
         "apply", "model", "model-info", "image", "image-preview", "image-label", "image-clear",
         "start", "end", "session-note", "key-dialog", "key-form", "key-error", "api-key", "stage",
-        "share",
+        "output-still", "end-summary", "share",
       ].map((id) => [id, $(id)]),
     );
   }
@@ -344,6 +381,7 @@ class Page {
       event.preventDefault();
       this.applyPrompt();
     });
+    el.prompt.addEventListener("input", () => this.clearError("prompt"));
     el.prompt.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey) {
         event.preventDefault();
@@ -354,7 +392,10 @@ class Page {
     el.image.addEventListener("change", () => this.chooseImage());
     el["image-clear"].addEventListener("click", () => this.clearImage());
     el["error-close"].addEventListener("click", () => this.clearError());
-    el["key-form"].addEventListener("submit", () => this.api.setKey(el["api-key"].value.trim()));
+    el["key-form"].addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submitKey();
+    });
     for (const video of [el["camera-video"], el["output-video"]]) {
       video.addEventListener("playing", () => video.classList.add("playing"));
       video.addEventListener("emptied", () => video.classList.remove("playing"));
@@ -369,7 +410,7 @@ class Page {
     try {
       models = (await this.api.call("/v1/models")).body.models;
     } catch {
-      models = [{ id: SEED_MODEL, accepts_image: true }]; // e.g. a proxy that forwards /v1/realtime only
+      models = [{ id: FALLBACK_MODEL, accepts_image: true }]; // a proxy forwarding /v1/realtime only
     }
     this.el.model.replaceChildren(
       ...models.map((model) => {
@@ -389,6 +430,28 @@ class Page {
     this.el.image.closest(".reference").classList.toggle("disabled", !model.accepts_image);
   }
 
+  /** Check the key with the server before taking it: a wrong one is refused here, not at Start. */
+  async submitKey() {
+    const el = this.el;
+    const key = el["api-key"].value.trim();
+    if (!key) return;
+    const submit = el["key-form"].querySelector("button[type=submit]");
+    submit.disabled = true;
+    try {
+      if (await this.api.refusesKey(key)) {
+        el["key-error"].textContent = "The server does not know this key. Check it and try again.";
+        el["key-error"].hidden = false;
+        el["api-key"].select();
+        return;
+      }
+      this.api.setKey(key);
+      this.clearError("key");
+      el["key-dialog"].close();
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
   askKey(message) {
     const el = this.el;
     el["key-error"].hidden = !message;
@@ -402,18 +465,23 @@ class Page {
     this.el.status.textContent = text;
   }
 
-  showError(problem) {
+  /** The red banner, about one `cause`; it goes when that cause does (see clearError). */
+  showError(problem, cause = "session") {
     this.el["error-title"].textContent = problem.title;
     this.el["error-detail"].textContent = problem.detail;
     this.el.error.hidden = false;
+    this.errorCause = problem.status === 401 ? "key" : cause;
     if (problem.status === 401) {
       this.api.forgetKey();
       this.askKey(`${problem.title}: ${problem.detail}`);
     }
   }
 
-  clearError() {
+  /** Hide the banner: any banner, or only one about one of `causes`. */
+  clearError(...causes) {
+    if (causes.length && !causes.includes(this.errorCause)) return;
     this.el.error.hidden = true;
+    this.errorCause = null;
   }
 
   setRunning(running) {
@@ -434,6 +502,7 @@ class Page {
     this.clearError();
     this.setStatus("connecting", "Connecting…");
     this.el.usage.textContent = "0";
+    this.el["end-summary"].hidden = true;
     this.el["session-note"].textContent = "Setting up the camera and the connection…";
     this.setRunning(true);
     const session = new Session(this.api, this.handlers());
@@ -451,8 +520,11 @@ class Page {
       if (this.session !== session) return; // the user ended it while it was connecting
       this.stopped();
       this.setStatus("failed", "Could not start");
-      this.el["session-note"].textContent = "Fix the problem above and start again.";
-      this.showError(Problem.of(err));
+      const problem = Problem.of(err);
+      const camera = problem.title === "Camera blocked" ? "Allow the camera, then start again." : null;
+      this.el["session-note"].textContent = camera || NEXT_STEP[problem.status] || NEXT_STEP[0];
+      const moderated = problem.type?.endsWith("/moderation-rejected");
+      this.showError(problem, moderated ? "prompt" : "start");
     }
   }
 
@@ -463,7 +535,11 @@ class Page {
         el["camera-video"].srcObject = stream;
         el.stage.classList.add("with-camera");
       },
-      output: (stream) => { el["output-video"].srcObject = stream; },
+      output: (stream) => {
+        el["output-still"].hidden = true;
+        el["output-video"].srcObject = stream;
+      },
+      freeze: () => this.freezeOutput(),
       live: () => {
         this.setStatus("live", "Live");
         if (window.matchMedia(PHONE).matches) el.stage.scrollIntoView({ block: "start", behavior: "smooth" });
@@ -473,8 +549,9 @@ class Page {
           el.share.hidden = false;
         }
         this.watchStats();
+        this.countUsage(0);
       },
-      usage: (seconds) => { el.usage.textContent = String(seconds); },
+      usage: (seconds) => this.countUsage(seconds),
       connection: (state) => {
         if (state === "disconnected" || state === "failed") {
           el["session-note"].textContent = "Connection interrupted: reconnecting…";
@@ -483,19 +560,57 @@ class Page {
         }
       },
       error: (problem) => this.showError(problem),
-      ended: (reason, seconds) => {
-        this.setStatus("ended", `Ended · ${reason}`);
-        if (seconds !== undefined) el.usage.textContent = String(Math.round(seconds * 10) / 10);
-        const why = REASONS[reason] || reason;
-        el["session-note"].textContent = `Session ended: ${why}.`;
-        this.stopped();
-      },
+      ended: (summary) => this.showEnd(summary),
     };
+  }
+
+  /** The end state: why in words, the seconds, the credits charged and what is left. */
+  showEnd({ reason, seconds, credits_charged: charged, credits_remaining: remaining }) {
+    const el = this.el;
+    const why = REASONS[reason] || (reason ? reason.replaceAll("_", " ") : "it ended");
+    this.setStatus("ended", "Ended");
+    this.clearError("prompt", "image", "session");
+    el["session-note"].textContent = `Session ended: ${why}.`;
+    const parts = [];
+    if (seconds !== undefined) {
+      el.usage.textContent = String(Math.round(seconds * 10) / 10);
+      parts.push(`${round(seconds)} s of video generated`);
+    }
+    if (charged !== undefined && charged !== null) parts.push(`${round(charged)} credits charged`);
+    if (remaining === null && charged !== undefined) parts.push("unlimited credits remaining");
+    else if (remaining !== undefined) parts.push(`${round(remaining)} credits remaining`);
+    el["end-summary"].textContent = parts.join(" · ");
+    el["end-summary"].hidden = parts.length === 0;
+    this.stopped();
+  }
+
+  /** Keep the last output frame on screen after the end (a still in place of the video). */
+  freezeOutput() {
+    const video = this.el["output-video"];
+    const still = this.el["output-still"];
+    if (video.readyState < 2 || !video.videoWidth) return;
+    still.width = video.videoWidth;
+    still.height = video.videoHeight;
+    still.getContext("2d").drawImage(video, 0, 0);
+    still.hidden = false;
+  }
+
+  /** Usage counts up every second between the server's ticks, which set it right. */
+  countUsage(seconds) {
+    this.usage = { seconds, at: performance.now() };
+    const show = () => {
+      const elapsed = (performance.now() - this.usage.at) / 1000;
+      this.el.usage.textContent = String(Math.floor(this.usage.seconds + elapsed));
+    };
+    show();
+    if (!this.usageTimer) this.usageTimer = setInterval(show, USAGE_EVERY_MS);
   }
 
   stopped() {
     clearInterval(this.statsTimer);
     this.statsTimer = null;
+    clearInterval(this.usageTimer);
+    this.usageTimer = null;
     this.session = null;
     this.setRunning(false);
     this.el.share.hidden = true;
@@ -527,16 +642,21 @@ class Page {
 
   async applyPrompt() {
     const prompt = this.el.prompt.value.trim();
-    if (!this.session || !prompt) return;
+    if (!this.session) return;
+    if (!prompt) {
+      const detail = "type what the model should make of the video, then apply it";
+      this.showError(new Problem({ title: "Empty prompt", detail, status: 0 }), "prompt");
+      return;
+    }
     this.el.apply.disabled = true;
     try {
       const { body } = await this.session.setPrompt(prompt, this.el.enhance.checked);
-      this.clearError();
+      this.clearError("prompt");
       this.el["session-note"].textContent = body.enhanced_prompt
         ? `Prompt applied, enhanced to: “${body.enhanced_prompt}”`
         : "Prompt applied.";
     } catch (err) {
-      this.showError(Problem.of(err));
+      this.showError(Problem.of(err), "prompt");
     } finally {
       this.el.apply.disabled = !this.session;
     }
@@ -547,13 +667,13 @@ class Page {
     this.el.image.value = "";
     if (!file) return;
     if (!IMAGE_TYPES.includes(file.type)) {
-      this.showError(new Problem({ title: "Unsupported image", detail: `${file.name} is not a PNG, JPEG or WebP image`, status: 0 }));
+      this.showError(new Problem({ title: "Unsupported image", detail: `${file.name} is not a PNG, JPEG or WebP image`, status: 0 }), "image");
       return;
     }
     const encodedSize = Math.ceil(file.size / 3) * 4;
     if (encodedSize > IMAGE_LIMIT) {
       const mb = (encodedSize / 1024 / 1024).toFixed(1);
-      this.showError(new Problem({ title: "Image too large", detail: `${file.name} is ${mb} MB once base64-encoded; the limit is 10 MB`, status: 413 }));
+      this.showError(new Problem({ title: "Image too large", detail: `${file.name} is ${mb} MB once base64-encoded; the limit is 10 MB`, status: 413 }), "image");
       return;
     }
     const dataUrl = await new Promise((resolve, reject) => {
@@ -567,10 +687,10 @@ class Page {
       try {
         await this.session.setImage(image, this.el.prompt.value.trim(), this.el.enhance.checked);
       } catch (err) {
-        this.showError(Problem.of(err));
+        this.showError(Problem.of(err), "image");
         return;
       }
-      this.clearError();
+      this.clearError("image");
       this.el["session-note"].textContent = `Reference image applied: ${file.name}`;
     }
     this.image = image;
@@ -587,6 +707,11 @@ class Page {
     this.el["image-label"].textContent = "Choose a PNG, JPEG or WebP (up to 10 MB)";
     this.el["image-clear"].hidden = true;
   }
+}
+
+/** A number for people: at most one decimal. */
+function round(value) {
+  return String(Math.round(value * 10) / 10);
 }
 
 new Page().init();

@@ -1,6 +1,7 @@
 """A framewire server inside the caller's event loop, on loopback, for `framewire run` without
 `--url`: the full app (create_app) under uvicorn on 127.0.0.1 and a free port, gathering ICE on
-127.0.0.1 only, with a one-off API key."""
+127.0.0.1 only, with a one-off API key. `serving` runs any ASGI app that way (the benchmarks use
+it for their servers)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from framewire.api.app import create_app
 from framewire.config import Settings
@@ -41,8 +43,16 @@ async def embedded_server(settings: Settings | None = None) -> AsyncIterator[Emb
     settings = settings or Settings()
     settings.api_keys = {api_key: None}
     settings.ice_interfaces = [LOOPBACK]
+    async with serving(create_app(settings)) as url:
+        yield EmbeddedServer(url, api_key)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve `app` under uvicorn on 127.0.0.1 and a free port until the block exits; yields
+    its base URL once it accepts connections."""
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=LOOPBACK,
         port=0,
         log_level="warning",
@@ -58,7 +68,7 @@ async def embedded_server(settings: Settings | None = None) -> AsyncIterator[Emb
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield EmbeddedServer(f"http://{LOOPBACK}:{port}", api_key)
+        yield f"http://{LOOPBACK}:{port}"
     finally:
         server.should_exit = True
         await task
