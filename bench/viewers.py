@@ -5,6 +5,8 @@
 A publisher (bench/latency.py's browser-like aiortc client) sends stamped 1280x720@20 frames to a
 `framewire` server in a child process and gets the output back on its own peer; N aiortc WHEP
 viewers watch the same session. For each N, on a fresh session, after a 2 s warm-up:
+- camera fps: frames the publisher sent per second; below 20 this process (publisher and
+  viewers) is itself short of CPU, and every figure after it is a measure of the machine's load;
 - server CPU: the child process's user+system CPU seconds per wall second (`/proc/PID/stat`),
   and its ratio to the N=0 run (the session alone: model, decode and one encode);
 - round trip p50 (ms): the publisher's camera hand-off of frame K -> the decode of a frame
@@ -41,7 +43,7 @@ from latency import API_KEY, FPS, HEIGHT, LOOPBACK, PASSTHROUGH_720P, WIDTH, Cli
 
 from framewire.media.gathering import install_trickle
 from framewire.media.jitter import install_marker_release
-from framewire.media.probe import luma, read_stamp
+from framewire.rtc.stamp import luma, read_stamp
 
 LATENCY_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "latency.py")
 WARMUP = 2.0
@@ -144,6 +146,7 @@ class Row:
     viewer_fps: float = 0.0
     encodes_per_frame: float = 0.0
     output_fps: float = 0.0
+    camera_fps: float = 0.0
     joins: list[float] = field(default_factory=list)
 
     @property
@@ -217,6 +220,8 @@ async def measure(http: httpx.AsyncClient, pid: int, count: int, args: argparse.
             row.viewer_fps = counted / len(watchers) / (end - start)
         frames = after["frames_out"] - before["frames_out"]
         row.output_fps = frames / (end - start)
+        sent = publisher.camera.sent_at.values()
+        row.camera_fps = sum(1 for t in sent if start <= t < end) / (end - start)
         row.encodes_per_frame = (after["frames_encoded"] - before["frames_encoded"]) / max(
             1, frames
         )
@@ -234,7 +239,8 @@ def p50(values: list[float]) -> str:
 def report(rows: list[Row]) -> None:
     alone = rows[0] if rows and rows[0].viewers == 0 else None
     print(
-        f"{'viewers':>7} {'server CPU':>10} {'x alone':>8} {'out fps':>8} {'CPU ms/frame':>13} "
+        f"{'viewers':>7} {'camera fps':>10} {'server CPU':>10} {'x alone':>8} {'out fps':>8} "
+        f"{'CPU ms/frame':>13} "
         f"{'x alone':>8} {'publisher rtt p50':>18} {'viewer rtt p50':>15} {'viewer fps':>11} "
         f"{'encodes/frame':>14} {'join ms p50':>12}"
     )
@@ -247,14 +253,17 @@ def report(rows: list[Row]) -> None:
         )
         fps = f"{row.viewer_fps:.1f}" if row.viewers else "-"
         print(
-            f"{row.viewers:>7} {row.cpu:>10.2f} {ratio:>8} {row.output_fps:>8.1f} "
+            f"{row.viewers:>7} {row.camera_fps:>10.1f} {row.cpu:>10.2f} {ratio:>8} "
+            f"{row.output_fps:>8.1f} "
             f"{row.cpu_per_frame:>13.1f} {per_frame:>8} {p50(row.publisher_rtts):>18} "
             f"{p50(row.viewer_rtts):>15} {fps:>11} {row.encodes_per_frame:>14.2f} "
             f"{p50(row.joins):>12}"
         )
     print(
-        "server CPU in cores (CPU seconds per second); out fps = the model's output frames per "
-        "second; rtt in ms, camera hand-off -> decode; join = WHEP POST -> first decoded frame"
+        "camera fps = frames the publisher sent per second (below 20: this process is short of "
+        "CPU); server CPU in cores (CPU seconds per second); out fps = the model's output "
+        "frames per second; rtt in ms, camera hand-off -> decode; join = WHEP POST -> first "
+        "decoded frame"
     )
 
 
