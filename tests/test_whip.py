@@ -149,6 +149,10 @@ async def test_bad_publishes_are_problems() -> None:
                 "/v1/whip/no_such_model", content=offer, headers={"Content-Type": SDP}
             )
             assert unknown.status_code == 422
+            long_prompt = await http.post(
+                path, content=offer, headers={"Content-Type": SDP}, params={"prompt": "x" * 1001}
+            )
+            assert long_prompt.status_code == 422  # as in the JSON API
             put = await http.put(path, content=offer, headers={"Content-Type": SDP})
             assert put.status_code == 405
             assert put.headers["content-type"] == "application/problem+json"

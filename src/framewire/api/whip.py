@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from framewire import errors
 from framewire.api import schemas
@@ -104,7 +104,7 @@ async def whip_publish(
     model: str,
     request: Request,
     key: KeyId,
-    prompt: Annotated[str | None, Query(max_length=1000)] = None,
+    prompt: str | None = None,
     enhance_prompt: bool = True,
 ) -> Response:
     """Publish over WHIP into a new realtime session running `model`."""
