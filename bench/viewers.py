@@ -13,6 +13,8 @@ viewers watch the same session. For each N, on a fresh session, after a 2 s warm
   stamped K, at the publisher (its own peer) and at the first viewer, the one that decodes (the
   others only count the frames that reach them, unless --decode-all);
 - viewer fps: frames per second per viewer (mean);
+- keyframes/s: keyframes the shared encoder made (asked for by receivers: a joining viewer, a
+  PLI after loss), each costing several delta frames' encoding;
 - join ms: a viewer's WHEP POST -> its first decoded frame (the keyframe it asked for on joining);
 - encodes per model frame: the session's `frames_encoded` / `frames_out` over the window (1.0
   when every output frame is encoded once, however many receivers there are).
@@ -147,6 +149,7 @@ class Row:
     encodes_per_frame: float = 0.0
     output_fps: float = 0.0
     camera_fps: float = 0.0
+    keyframes_per_second: float = 0.0
     joins: list[float] = field(default_factory=list)
 
     @property
@@ -220,6 +223,8 @@ async def measure(http: httpx.AsyncClient, pid: int, count: int, args: argparse.
             row.viewer_fps = counted / len(watchers) / (end - start)
         frames = after["frames_out"] - before["frames_out"]
         row.output_fps = frames / (end - start)
+        keyframes = after["keyframes_encoded"] - before["keyframes_encoded"]
+        row.keyframes_per_second = keyframes / (end - start)
         sent = publisher.camera.sent_at.values()
         row.camera_fps = sum(1 for t in sent if start <= t < end) / (end - start)
         row.encodes_per_frame = (after["frames_encoded"] - before["frames_encoded"]) / max(
@@ -242,7 +247,7 @@ def report(rows: list[Row]) -> None:
         f"{'viewers':>7} {'camera fps':>10} {'server CPU':>10} {'x alone':>8} {'out fps':>8} "
         f"{'CPU ms/frame':>13} "
         f"{'x alone':>8} {'publisher rtt p50':>18} {'viewer rtt p50':>15} {'viewer fps':>11} "
-        f"{'encodes/frame':>14} {'join ms p50':>12}"
+        f"{'encodes/frame':>14} {'keyframes/s':>12} {'join ms p50':>12}"
     )
     for row in rows:
         ratio = f"{row.cpu / alone.cpu:.2f}" if alone and alone.cpu else "-"
@@ -257,7 +262,7 @@ def report(rows: list[Row]) -> None:
             f"{row.output_fps:>8.1f} "
             f"{row.cpu_per_frame:>13.1f} {per_frame:>8} {p50(row.publisher_rtts):>18} "
             f"{p50(row.viewer_rtts):>15} {fps:>11} {row.encodes_per_frame:>14.2f} "
-            f"{p50(row.joins):>12}"
+            f"{row.keyframes_per_second:>12.2f} {p50(row.joins):>12}"
         )
     print(
         "camera fps = frames the publisher sent per second (below 20: this process is short of "

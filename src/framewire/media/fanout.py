@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -25,10 +25,12 @@ from av import VideoFrame
 
 from framewire.media.codecs import BitratePolicy, GovernedEncoder, governed_encoder
 
-log = logging.getLogger("framewire.media")
-
 SUBSCRIPTION_DEPTH = 8
 """Encoded frames a receiver may be behind (0.4 s at 20 fps) before it is cut off."""
+KEYFRAME_INTERVAL = 0.5
+"""Least seconds between requested keyframes: a 720p keyframe costs 4-7 delta frames of
+encoding, and ten lossy receivers asking at once must not multiply that (a request made sooner
+is kept and served when the interval is up)."""
 _ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
 
 
@@ -120,7 +122,9 @@ class Fanout:
         self.mime_type: str | None = None
         """The codec every receiver must take, once chosen."""
         self.frames_encoded = 0
+        self.keyframes_encoded = 0
         self._depth = depth
+        self._last_keyframe = -KEYFRAME_INTERVAL
         self._subscriptions: set[Subscription] = set()
         self._source: MediaStreamTrack | None = None
         self._keyframe = False
@@ -174,8 +178,7 @@ class Fanout:
                 assert isinstance(frame, VideoFrame)
                 if not self._subscriptions:
                     continue  # nobody watches: the model runs (and bills), nothing is encoded
-                keyframe = self._keyframe or self.frames_encoded == 0
-                self._keyframe = False
+                keyframe = self._keyframe_due()
                 payloads, timestamp = await loop.run_in_executor(
                     None, self.encoder.encode, frame, keyframe
                 )
@@ -183,12 +186,24 @@ class Fanout:
                     continue
                 encoded = EncodedFrame(payloads, timestamp, keyframe, self.frames_encoded)
                 self.frames_encoded += 1
+                self.keyframes_encoded += keyframe
                 for subscription in list(self._subscriptions):
                     subscription.offer(encoded)
         except MediaStreamError:
             pass
         finally:
             self._end_subscriptions()
+
+    def _keyframe_due(self) -> bool:
+        """Whether the frame about to be encoded is a keyframe: the first one, or one asked for
+        (at most one every KEYFRAME_INTERVAL)."""
+        now = time.monotonic()
+        if self.frames_encoded and not (
+            self._keyframe and now - self._last_keyframe >= KEYFRAME_INTERVAL
+        ):
+            return False
+        self._keyframe, self._last_keyframe = False, now
+        return True
 
     def _end_subscriptions(self) -> None:
         for subscription in list(self._subscriptions):

@@ -336,6 +336,7 @@ class SessionService:
             body["viewers"] = [viewer.describe() for viewer in live.leg.viewers.values()]
             body["stats"] = live.leg.stats.snapshot()
             body["stats"]["frames_encoded"] = live.leg.fanout.frames_encoded
+            body["stats"]["keyframes_encoded"] = live.leg.fanout.keyframes_encoded
             body["connection_state"] = live.leg.connection_state
         if record.ended:
             body["summary"] = record.summary()
