@@ -3,6 +3,7 @@ restart and delete it with RFC 9725's status rules; Bearer auth on every control
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 
@@ -201,3 +202,30 @@ async def test_cors_exposes_the_whip_headers() -> None:
             assert {"location", "etag", "link"} <= {h.strip() for h in exposed}
         finally:
             await publisher.close()
+
+
+async def test_whip_follows_the_session_apis_credit_and_capacity_rules() -> None:
+    async with framewire(api_keys={"broke": 0.0, API_KEY: None}) as server:
+        async with bearer(server, "broke") as http:
+            publisher = Publisher()
+            try:
+                assert (await publisher.publish(http)).status_code == 402
+            finally:
+                await publisher.close()
+    async with framewire(key_concurrency=1) as server, bearer(server) as http:
+        first, second = Publisher(), Publisher()
+        try:
+            assert (await first.publish(http)).status_code == 201
+            refused = await second.publish(http)
+            assert refused.status_code == 429 and refused.headers["retry-after"]
+        finally:
+            await asyncio.gather(first.close(), second.close())
+    async with framewire(max_sessions=1) as server, bearer(server) as http:
+        first, second = Publisher(), Publisher()
+        try:
+            assert (await first.publish(http)).status_code == 201
+            full = await second.publish(http)
+            assert full.status_code == 503 and full.headers["retry-after"]
+            assert full.headers["content-type"] == "application/problem+json"
+        finally:
+            await asyncio.gather(first.close(), second.close())
