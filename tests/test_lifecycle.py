@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from framewire.models.base import Frame, ModelSpec
+from framewire.models.base import Frame, ModelSpec, StreamViolation
 from framewire.models.registry import ModelRegistry
-from framewire.policy.base import StreamViolation
 from framewire.state.memory import MemoryEventLog, MemoryState
 from tests.servers import Running, framewire
 from tests.sessions import Open, open_session
@@ -203,11 +202,11 @@ class FlakyEvents(MemoryEventLog):
         super().__init__()
         self.failures = failures
 
-    async def append(self, session_id: str, event: str, data: Any) -> int:
+    async def append(self, session_id: str, event: str, data: Any, epoch: int | None = None) -> int:
         if self.failures > 0 and event == "generation_started":
             self.failures -= 1
             raise ConnectionError("state store blip")
-        return await super().append(session_id, event, data)
+        return await super().append(session_id, event, data, epoch)
 
 
 async def test_a_state_store_blip_loses_no_event_and_the_session_still_ends_cleanly() -> None:

@@ -1,10 +1,11 @@
-"""Scale-out (SPEC.md §4): framewire instances sharing one real Redis act as one service. Any
+"""Scale-out: framewire instances sharing one real Redis act as one service. Any
 instance answers any control request for a session another one holds, carries its events, and
 settles it when its owner dies."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import signal
@@ -17,7 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
+import numpy as np
 
 from framewire.api.app import HEARTBEAT_TTL, SWEEP_EVERY
 from framewire.api.auth import key_digest, key_id
@@ -48,13 +51,22 @@ def instance(
     return framewire(redis_url=url, instance_id=instance_id, **overrides)
 
 
-async def test_two_instances_act_as_one_service(redis_url: str) -> None:
+@contextlib.asynccontextmanager
+async def pair(
+    url: str,
+) -> AsyncIterator[tuple[Running, Running, httpx.AsyncClient, httpx.AsyncClient]]:
+    """Instances fw-a and fw-b on the shared Redis, each with a client."""
     async with (
-        instance(redis_url, "fw-a") as a,
-        instance(redis_url, "fw-b") as b,
+        instance(url, "fw-a") as a,
+        instance(url, "fw-b") as b,
         a.client() as http_a,
         b.client() as http_b,
     ):
+        yield a, b, http_a, http_b
+
+
+async def test_two_instances_act_as_one_service(redis_url: str) -> None:
+    async with pair(redis_url) as (a, b, http_a, http_b):
         peer = ClientPeer()
         offer = await peer.offer(trickle=True)
         created = await http_a.post(
@@ -134,6 +146,49 @@ async def test_two_instances_act_as_one_service(redis_url: str) -> None:
         assert summary["credits_charged"] == summary["seconds"]
         assert (await http_a.get(url)).json()["summary"] == summary
         assert (await http_a.delete(url)).json() == summary
+        await peer.close()
+
+
+def redness(frame: Any) -> float:
+    """How much redder than blue a BGR frame is, on average."""
+    return float(frame[..., 2].astype(float).mean() - frame[..., 0].astype(float).mean())
+
+
+def red_png(size: int = 256) -> str:
+    image = np.zeros((size, size, 3), np.uint8)
+    image[..., 2] = 230
+    image[::8, :, 1] = 60  # some texture: a palette needs a spread
+    ok, data = cv2.imencode(".png", image)
+    assert ok
+    return base64.b64encode(data.tobytes()).decode()
+
+
+async def test_a_reference_image_sent_to_another_instance_reaches_the_owner_as_bytes(
+    redis_url: str,
+) -> None:
+    """The image crosses the command bus as its bytes: posted to B, A's model recolours the
+    frames toward it; a bad image is refused by B before it travels."""
+    async with pair(redis_url) as (_, _, http_a, http_b):
+        peer = ClientPeer()
+        offer = await peer.offer()
+        created = await http_a.post(
+            SESSIONS, json={"model": "lucy_2_rt", "sdp": {"type": "offer", "sdp": offer}}
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        url = f"{SESSIONS}/{body['session_id']}"
+        await peer.accept(body["sdp"]["sdp"])
+        before = redness(await peer.wait_frames(10))
+
+        bad = await http_b.post(f"{url}/image", json={"image_data": "R0lGODlhAQABAAAAACw="})
+        assert bad.status_code == 422 and bad.json()["type"].endswith("/invalid-image")
+        posted = await http_b.post(f"{url}/image", json={"image_data": red_png()})
+        assert posted.status_code == 200, posted.text
+        assert (await http_a.get(url)).json()["has_image"] is True
+        deadline = time.monotonic() + 20
+        while redness(await peer.wait_frames(1)) < before + 40:
+            assert time.monotonic() < deadline, "A's frames never took the image's palette"
+        assert (await http_b.delete(url)).status_code == 200
         await peer.close()
 
 
@@ -354,3 +409,69 @@ async def test_a_restart_under_the_same_instance_id_settles_the_last_runs_sessio
             assert again.status_code == 201, again.text
             assert (await http.delete(f"{SESSIONS}/{again.json()['session_id']}")).is_success
             await fresh.close()
+
+
+async def events_in_redis(redis: str, session_id: str) -> list[str]:
+    """The names of every event the session's log holds, read straight from Redis."""
+    store = RedisState(redis)
+    try:
+        return [e.event for e in await store.events.read(session_id, 0, wait=0)]
+    finally:
+        await store.close()
+
+
+async def legs_of_payer(http: httpx.AsyncClient) -> list[Any]:
+    legs: list[Any] = (await http.get("/v1/legs")).json()["legs"]
+    return legs
+
+
+async def test_a_stalled_owner_waking_after_a_survivor_settled_only_stops_its_media(
+    redis_url: str,
+) -> None:
+    """SIGSTOP the owner A past its heartbeat TTL: B settles the session. SIGCONT A: its
+    charges and writes are fenced by the session's epoch, so it only closes its leg. One
+    charge, one `generation_ended`, and B's summary stands."""
+    env = {"FRAMEWIRE_TICK_INTERVAL": "1"}  # A has a tick to charge the moment it wakes
+    with serve(redis_url, "fw-a", **env) as a, serve(redis_url, "fw-b", **env) as b:
+        await asyncio.gather(ready(a.url), ready(b.url))
+        async with client(a.url) as http_a, client(b.url) as http_b:
+            peer = ClientPeer()
+            created = await post_session(http_a, peer)
+            assert created.status_code == 201, created.text
+            body = created.json()
+            session_id, url = body["session_id"], f"{SESSIONS}/{body['session_id']}"
+            await peer.accept(body["sdp"]["sdp"])
+            async with client(b.url, None) as sse_http:
+                events = EventReader(
+                    sse_http,
+                    f"{body['events']['url']}?event_token={body['events']['event_token']}",
+                ).start()
+                await peer.wait_frames(5)
+                tick = await events.wait_for("generation_tick", count=2)
+                await charged(redis_url, tick.data["seconds"])
+                assert len(await legs_of_payer(http_a)) == 1
+
+                a.process.send_signal(signal.SIGSTOP)
+                try:
+                    end = await events.wait_for("generation_ended", timeout=OWNER_DEATH_NOTICED)
+                    await events.wait_closed()
+                    survivor = (await http_b.get(url)).json()["summary"]
+                    settled_balance = await ledger_balance(redis_url)
+                finally:
+                    a.process.send_signal(signal.SIGCONT)
+
+            # A wakes: its next tick's charge and its writes are refused; its leg closes.
+            deadline = time.monotonic() + 30
+            while await legs_of_payer(http_a):
+                assert time.monotonic() < deadline, "the woken owner kept its leg"
+                await asyncio.sleep(0.2)
+
+            assert end.data == {"seconds": survivor["seconds"], "reason": "error"}
+            await assert_billed_once(redis_url, survivor, tick.data["seconds"])
+            assert await ledger_balance(redis_url) == settled_balance
+            assert (await http_a.get(url)).json()["summary"] == survivor
+            assert (await http_b.delete(url)).json() == survivor
+            names = await events_in_redis(redis_url, session_id)
+            assert names.count("generation_ended") == 1 and names[-1] == "generation_ended"
+            assert names[-2:] == ["error", "generation_ended"]
+            await peer.close()

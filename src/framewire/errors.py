@@ -115,3 +115,7 @@ class UpstreamFailed(FramewireError):
 
 class NotImplementedYet(FramewireError):
     status, slug, title = 501, "not-implemented", "Not implemented"
+
+
+class OwnerUnreachable(ServiceUnavailable):
+    """The instance that owns a session did not answer a command in time."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from framewire.models.look import DEFAULT, EXTREME, SLIGHT, STRONG, Look, Style, parse_look
+from framewire.vocabulary import DEFAULT, EXTREME, SLIGHT, STRONG, Look, Style, parse_look
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from framewire.models.look import parse_look
 from framewire.models.registry import DEFAULT_SPECS
 from framewire.policy.enhance import KeywordEnhancer
+from framewire.vocabulary import parse_look
 
 SPEC = DEFAULT_SPECS[0]
 SHORT_PROMPTS = [

@@ -15,7 +15,7 @@ async def test_a_command_round_trips_to_the_serving_instance(connect: Connect) -
     owner, caller = connect(), connect()
     seen: list[Record] = []
 
-    async def handler(command: Record) -> Record:
+    async def handler(command: Record, blob: bytes) -> Record:
         seen.append(command)
         return {"echo": command["op"], "candidates": [None, {"candidate": "c"}]}
 
@@ -29,6 +29,21 @@ async def test_a_command_round_trips_to_the_serving_instance(connect: Connect) -
         await owner.commands.stop()
 
 
+async def test_a_binary_payload_crosses_as_bytes(connect: Connect) -> None:
+    owner, caller = connect(), connect()
+    payload = bytes(range(256)) * 4096 + b"\n\x00end"  # every byte value, newlines included
+
+    async def handler(command: Record, blob: bytes) -> Record:
+        return {"size": len(blob), "same": blob == payload, "op": command["op"]}
+
+    await owner.commands.serve("fw-a", handler)
+    try:
+        reply = await caller.commands.call("fw-a", {"op": "image"}, timeout=10, blob=payload)
+        assert reply == {"size": len(payload), "same": True, "op": "image"}
+    finally:
+        await owner.commands.stop()
+
+
 async def test_a_call_nobody_serves_times_out(connect: Connect) -> None:
     caller = connect()
     with pytest.raises(TimeoutError):
@@ -38,7 +53,7 @@ async def test_a_call_nobody_serves_times_out(connect: Connect) -> None:
 async def test_after_stop_calls_time_out(connect: Connect) -> None:
     owner, caller = connect(), connect()
 
-    async def handler(command: Record) -> Record:
+    async def handler(command: Record, blob: bytes) -> Record:
         return {}
 
     await owner.commands.serve("fw-a", handler)
@@ -51,7 +66,7 @@ async def test_after_stop_calls_time_out(connect: Connect) -> None:
 async def test_a_handler_failure_reaches_the_caller(connect: Connect) -> None:
     owner, caller = connect(), connect()
 
-    async def handler(command: Record) -> Record:
+    async def handler(command: Record, blob: bytes) -> Record:
         raise RuntimeError("leg exploded")
 
     await owner.commands.serve("fw-a", handler)
@@ -66,7 +81,7 @@ async def test_a_slow_command_does_not_hold_up_the_next(connect: Connect) -> Non
     owner, caller = connect(), connect()
     release = asyncio.Event()
 
-    async def handler(command: Record) -> Record:
+    async def handler(command: Record, blob: bytes) -> Record:
         if command["op"] == "slow":
             await release.wait()
         return {"op": command["op"]}

@@ -1,4 +1,4 @@
-"""SessionStore contract: records, their expiry, the owner index, and the orphan claim."""
+"""SessionStore contract: records, their expiry and the owner index."""
 
 from __future__ import annotations
 
@@ -55,16 +55,3 @@ async def test_ids_owned_by_lists_the_instances_live_records(connect: Connect) -
         return sorted(await b.sessions.ids_owned_by("fw-a")) == ["rs_1", "rs_2"]
 
     await eventually(expired_left)
-
-
-async def test_only_the_first_claim_wins_until_it_expires(connect: Connect) -> None:
-    a, b = connect(), connect()
-    results = await asyncio.gather(*(s.sessions.claim("rs_1", 0.3) for s in (a, b, a, b)))
-    assert sorted(results) == [False, False, False, True]
-    assert await a.sessions.claim("rs_2", 60)
-
-    async def free_again() -> bool:
-        return await b.sessions.claim("rs_1", 60)
-
-    await eventually(free_again)
-    assert not await a.sessions.claim("rs_1", 60)

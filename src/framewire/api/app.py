@@ -25,11 +25,13 @@ from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.models.registry import ModelRegistry
 from framewire.policy.enhance import KeywordEnhancer
 from framewire.policy.moderation import DefaultModerator
-from framewire.sessions.service import Limits, Ports, SessionService
+from framewire.sessions.content import Content
+from framewire.sessions.ports import Limits, Ports
+from framewire.sessions.service import SessionService
 from framewire.sessions.tokens import EventTokens
 from framewire.sessions.viewers import Viewers
-from framewire.state.memory import MemoryState
-from framewire.state.redis import RedisState
+from framewire.state.base import State
+from framewire.state.connect import open_state
 
 log = logging.getLogger("framewire")
 HEARTBEAT_EVERY = 2.0
@@ -41,7 +43,7 @@ SWEEP_EVERY = 2.0
 
 def create_app(
     settings: Settings | None = None,
-    state: MemoryState | RedisState | None = None,
+    state: State | None = None,
     registry: ModelRegistry | None = None,
 ) -> FastAPI:
     """Build one framewire instance. `state` may be shared by several apps (memory scale-out in
@@ -51,50 +53,20 @@ def create_app(
         dev_key = "fw_dev_" + secrets.token_urlsafe(18)
         settings.api_keys = {dev_key: None}
         log.warning("FRAMEWIRE_API_KEYS is not set: development key %s", dev_key)
-    redis = RedisState(settings.redis_url) if state is None and settings.redis_url else None
-    state = state or redis or MemoryState()
+    shared = state if state is not None else open_state(settings.redis_url)
     registry = registry or ModelRegistry.default()
-    legs = Legs(
-        registry,
-        IceOptions(
-            servers=settings.ice_servers,
-            interfaces=settings.ice_interfaces,
-            announced_ip=settings.ice_announced_ip,
-            connect_timeout=settings.ice_connect_timeout,
-            turn=turn_server(
-                settings.turn_urls, settings.turn_secret, settings.max_duration + TURN_TTL_MARGIN
-            ),
-            restart_timeout=settings.ice_restart_timeout,
-            disconnect_grace=settings.ice_disconnect_grace,
-        ),
-        workers=max(1, os.cpu_count() or 1),
-    )
+    legs = open_legs(settings, registry)
     api_keys = ApiKeys(settings.api_keys)
-    service = SessionService(
-        settings.instance_id,
-        Ports(state.sessions, state.events, state.commands, state.accounts, state.heartbeats),
-        legs,
-        DefaultModerator(settings.blocked_terms),
-        KeywordEnhancer(),
-        EventTokens(settings.secret),
-        Limits(
-            max_duration=settings.max_duration,
-            max_sessions=settings.max_sessions,
-            key_concurrency=settings.key_concurrency,
-            tick_interval=settings.tick_interval,
-            inactivity_timeout=settings.inactivity_timeout,
-            retention=settings.session_retention,
-        ),
-    )
+    service = session_service(settings, shared, legs, registry)
 
     async def heartbeat() -> None:
-        await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+        await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for kid, credit in api_keys.credits():
-            await state.accounts.ensure(kid, credit)
-        await state.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+            await shared.accounts.ensure(kid, credit)
+        await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
         loop = asyncio.get_running_loop()
         periodic = [
             loop.create_task(every(HEARTBEAT_EVERY, "heartbeat", heartbeat)),
@@ -108,8 +80,8 @@ def create_app(
                 task.cancel()
             await service.stop()
             await legs.close_all()
-            if redis is not None:
-                await redis.close()
+            if state is None:  # made here, so closed here
+                await shared.close()
 
     app = FastAPI(title="framewire", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -137,6 +109,52 @@ def allow_cross_origin(app: FastAPI, origins: list[str]) -> None:
         allow_methods=["*"],
         allow_headers=["*"],
         expose_headers=CORS_EXPOSED,
+    )
+
+
+def open_legs(settings: Settings, registry: ModelRegistry) -> Legs:
+    return Legs(
+        registry,
+        IceOptions(
+            servers=settings.ice_servers,
+            interfaces=settings.ice_interfaces,
+            announced_ip=settings.ice_announced_ip,
+            connect_timeout=settings.ice_connect_timeout,
+            turn=turn_server(
+                settings.turn_urls, settings.turn_secret, settings.max_duration + TURN_TTL_MARGIN
+            ),
+            restart_timeout=settings.ice_restart_timeout,
+            disconnect_grace=settings.ice_disconnect_grace,
+        ),
+        workers=max(1, os.cpu_count() or 1),
+    )
+
+
+def session_service(
+    settings: Settings, shared: State, legs: Legs, registry: ModelRegistry
+) -> SessionService:
+    ports = Ports(
+        shared.sessions,
+        shared.events,
+        shared.commands,
+        shared.accounts,
+        shared.heartbeats,
+        shared.ledger,
+    )
+    return SessionService(
+        settings.instance_id,
+        ports,
+        legs,
+        Content(registry, DefaultModerator(settings.blocked_terms), KeywordEnhancer()),
+        EventTokens(settings.secret),
+        Limits(
+            max_duration=settings.max_duration,
+            max_sessions=settings.max_sessions,
+            key_concurrency=settings.key_concurrency,
+            tick_interval=settings.tick_interval,
+            inactivity_timeout=settings.inactivity_timeout,
+            retention=settings.session_retention,
+        ),
     )
 
 

@@ -1,11 +1,13 @@
-"""Request bodies: size limits enforced before the whole body is read, JSON objects only."""
+"""Request bodies: size limits enforced before the whole body is read, JSON objects only, then
+parsed by their model (`schemas`)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
+from pydantic import BaseModel
 
 from framewire import errors
 
@@ -17,6 +19,7 @@ IMAGE_BODY_LIMIT = IMAGE_LIMIT + JSON_LIMIT
 """Routes that carry image_data take the image's 10 MB plus the rest of a normal body."""
 
 JSON_TYPES = ("application/json", "application/problem+json")
+M = TypeVar("M", bound=BaseModel)
 
 
 def media_type(request: Request) -> str | None:
@@ -59,28 +62,7 @@ async def read_json(request: Request, limit: int = JSON_LIMIT) -> dict[str, Any]
     return body
 
 
-def optional_str(body: dict[str, Any], name: str, max_chars: int | None = None) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise errors.BadRequest(f"'{name}' must be a string")
-    if max_chars is not None and len(value) > max_chars:
-        raise errors.Unprocessable(f"'{name}' exceeds {max_chars} characters")
-    return value
-
-
-def required_str(body: dict[str, Any], name: str) -> str:
-    value = optional_str(body, name)
-    if value is None:
-        raise errors.BadRequest(f"'{name}' is required")
-    return value
-
-
-def optional_bool(body: dict[str, Any], name: str, default: bool) -> bool:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise errors.BadRequest(f"'{name}' must be a boolean")
-    return value
+async def parse(request: Request, model: type[M], limit: int = JSON_LIMIT) -> M:
+    """Read a JSON body (size first) and validate it with its model; a ValidationError leaves
+    for `problems`, which maps it to the API's problems."""
+    return model.model_validate(await read_json(request, limit))

@@ -7,12 +7,12 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from framewire.media.legs import Legs
+from framewire.sessions.service import SessionService
 
 router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> JSONResponse:
-    legs: Legs = request.app.state.legs
-    return JSONResponse({"models": [asdict(spec) for spec in legs.registry.specs()]})
+    service: SessionService = request.app.state.sessions
+    return JSONResponse({"models": [asdict(spec) for spec in service.models()]})

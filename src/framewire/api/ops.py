@@ -19,10 +19,10 @@ async def healthz(request: Request) -> JSONResponse:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     service: SessionService = request.app.state.sessions
-    free = service.limits.max_sessions - len(service.legs.all())
+    free = service.free_capacity()
     ready = free > 0
     return JSONResponse(
-        {"status": "ready" if ready else "full", "free_sessions": max(0, free)},
+        {"status": "ready" if ready else "full", "free_sessions": free},
         status_code=200 if ready else 503,
         headers={} if ready else {"Retry-After": "5"},
     )
@@ -42,8 +42,8 @@ async def metrics(request: Request) -> Response:
         "framewire_frames_dropped_total": "Inbound frames dropped (latest-frame-wins)",
     }
     made = {name: Gauge(name, doc, labels, registry=registry) for name, doc in gauges.items()}
-    legs = service.legs.all()
-    made["framewire_sessions_active"].labels(instance).set(len(service.live))
+    legs = service.open_legs()
+    made["framewire_sessions_active"].labels(instance).set(service.live_count())
     made["framewire_legs_open"].labels(instance).set(len(legs))
     made["framewire_frames_in_total"].labels(instance).set(sum(x.stats.frames_in for x in legs))
     made["framewire_frames_out_total"].labels(instance).set(sum(x.stats.frames_out for x in legs))

@@ -1,23 +1,96 @@
-"""Every error leaves as RFC 7807 problem+json (the leg API: seed 002's `{error, instance_id}`)."""
+"""Every error leaves as RFC 7807 problem+json (the leg API: seed 002's `{error, instance_id}`).
+The one table from the errors of the layers below (domain, media, policy, state, body
+validation) to problems, with their Retry-After, is here."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from framewire import errors
+from framewire.api import schemas
+from framewire.media.leg import LegFailed
+from framewire.media.legs import CapacityFull
+from framewire.media.restart import RestartConflict
+from framewire.media.signaling import InvalidCandidate, InvalidOffer
+from framewire.models.registry import UnknownModel
+from framewire.policy.base import ContentRejected, InvalidImage
+from framewire.state.base import StateUnavailable
 
 log = logging.getLogger("framewire.api")
 
 PROBLEM_JSON = "application/problem+json"
 LEG_PATHS = ("/v1/legs", "/v1/webrtc")
+
+Translate = Callable[[Any, Request], errors.FramewireError]
+TABLE: dict[type[Exception], Translate] = {
+    InvalidOffer: lambda exc, _: errors.InvalidSdp(str(exc)),
+    InvalidCandidate: lambda exc, _: errors.InvalidCandidates(str(exc)),
+    RestartConflict: lambda exc, _: errors.Conflict(str(exc)),
+    LegFailed: lambda exc, _: errors.FramewireError(str(exc)),
+    CapacityFull: lambda exc, _: errors.ServiceUnavailable(str(exc)),
+    UnknownModel: lambda exc, request: errors.UnsupportedModel(
+        f"{exc}; available: {', '.join(request.app.state.sessions.model_ids())}"
+    ),
+    ContentRejected: lambda exc, _: errors.ModerationRejected(exc.detail),
+    InvalidImage: lambda exc, _: errors.InvalidImage(exc.detail),
+    StateUnavailable: lambda exc, _: errors.ServiceUnavailable(
+        "shared state (Redis) is unavailable; try again"
+    ),
+    ValidationError: lambda exc, _: invalid_body(exc),
+}
+"""What each error of a layer below becomes; the domain's own errors pass as they are."""
+
+RETRY_AFTER: dict[type[Exception], str] = {
+    CapacityFull: "5",
+    errors.TooManySessions: "10",
+    errors.TooManyStreams: "5",
+    errors.TooManyViewers: "10",
+    errors.OwnerUnreachable: "1",
+    StateUnavailable: "2",
+}
+"""Seconds a client should wait before trying again, by the error it met."""
+
+BODY_PROBLEMS: dict[str, type[errors.FramewireError]] = {
+    schemas.INVALID_SDP: errors.InvalidSdp,
+    schemas.UNPROCESSABLE: errors.Unprocessable,
+    schemas.TOO_LARGE: errors.ContentTooLarge,
+}
+
+
+def invalid_body(exc: ValidationError) -> errors.FramewireError:
+    """A body's first validation error, as the problem the API answers for it."""
+    first = exc.errors()[0]
+    kind = BODY_PROBLEMS.get(first["type"])
+    if kind is not None:
+        return kind(first["msg"])
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    if first["type"] == "missing":
+        return errors.BadRequest(f"'{where}' is required")
+    return errors.BadRequest(f"'{where}': {first['msg']}")
+
+
+def as_problem(exc: Exception, request: Request) -> errors.FramewireError:
+    """The domain error for `exc`, with its Retry-After."""
+    error = exc if isinstance(exc, errors.FramewireError) else None
+    for kind in type(exc).__mro__:
+        if error is None and kind in TABLE:
+            error = TABLE[kind](exc, request)
+    if error is None:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return errors.FramewireError("an internal error occurred")
+    for kind in type(exc).__mro__:
+        if kind in RETRY_AFTER:
+            error.headers.setdefault("Retry-After", RETRY_AFTER[kind])
+    return error
 
 
 def problem(error: errors.FramewireError, request: Request) -> JSONResponse:
@@ -32,35 +105,40 @@ def problem(error: errors.FramewireError, request: Request) -> JSONResponse:
         "title": error.title,
         "detail": error.detail,
         "status": error.status,
-        "instance": request.url.path,
     }
+    body["instance"] = request.url.path
     return JSONResponse(
         body, status_code=error.status, headers=error.headers, media_type=PROBLEM_JSON
     )
 
 
+def http_error(exc: StarletteHTTPException, request: Request) -> errors.FramewireError:
+    if exc.status_code == 404:
+        error: errors.FramewireError = errors.NotFound(
+            f"no route {request.method} {request.url.path}"
+        )
+        error.title = "Not found"
+    elif exc.status_code == 405:
+        error = errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    else:
+        error = errors.FramewireError(str(exc.detail))
+        error.status = exc.status_code
+        error.title = "HTTP error"
+    return error
+
+
 def install(app: FastAPI) -> None:
-    async def on_domain(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, errors.FramewireError)
-        if exc.status >= 500 and not exc.headers:
-            log.error("request failed: %s", exc.detail)
-        return problem(exc, request)
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, StateUnavailable):
+            log.error("shared state unavailable on %s %s: %r", request.method, request.url, exc)
+        error = as_problem(exc, request)
+        if error.status >= 500 and "Retry-After" not in error.headers:
+            log.error("request failed: %s", error.detail)
+        return problem(error, request)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        error: errors.FramewireError
-        if exc.status_code == 404:
-            error = errors.NotFound(f"no route {request.method} {request.url.path}")
-            error.title = "Not found"
-        elif exc.status_code == 405:
-            error = errors.MethodNotAllowed(
-                f"{request.method} is not allowed on {request.url.path}"
-            )
-        else:
-            error = errors.FramewireError(str(exc.detail))
-            error.status = exc.status_code
-            error.title = "HTTP error"
-        return problem(error, request)
+        return problem(http_error(exc, request), request)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -75,22 +153,10 @@ def install(app: FastAPI) -> None:
             errors.BadRequest("the client disconnected before sending the body"), request
         )
 
-    async def on_state_down(request: Request, exc: Exception) -> JSONResponse:
-        log.error("shared state unavailable on %s %s: %r", request.method, request.url.path, exc)
-        return problem(
-            errors.ServiceUnavailable(
-                "shared state (Redis) is unavailable; try again", headers={"Retry-After": "2"}
-            ),
-            request,
-        )
-
-    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(errors.FramewireError("an internal error occurred"), request)
-
-    app.add_exception_handler(errors.FramewireError, on_domain)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ClientDisconnect, on_gone_client)
-    app.add_exception_handler(RedisError, on_state_down)
-    app.add_exception_handler(Exception, on_crash)
+    handled: list[type[Exception]] = [errors.FramewireError, *TABLE]
+    for kind in handled:
+        app.add_exception_handler(kind, on_error)
+    app.add_exception_handler(Exception, on_error)  # a bug: 500, logged with its traceback

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -13,26 +10,14 @@ from fastapi.responses import JSONResponse
 from framewire import errors
 from framewire.api import schemas
 from framewire.api.auth import require_key
-from framewire.api.bodies import (
-    IMAGE_BODY_LIMIT,
-    IMAGE_LIMIT,
-    JSON_LIMIT,
-    media_type,
-    optional_bool,
-    optional_str,
-    read_body,
-    read_json,
-    required_str,
-)
+from framewire.api.bodies import IMAGE_BODY_LIMIT, JSON_LIMIT, media_type, parse, read_body
 from framewire.media.restart import answer_fragment
-from framewire.media.signaling import InvalidCandidate, parse_sdpfrag
+from framewire.media.signaling import parse_candidate, parse_sdpfrag
 from framewire.sessions.record import SessionRecord, iso
-from framewire.sessions.service import SessionService
+from framewire.sessions.service import SessionService, View
 
-MAX_PROMPT = 1000
 SDPFRAG = "application/trickle-ice-sdpfrag"
 BASE = "/v1/realtime/sessions"
-DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 
 router = APIRouter(prefix=BASE, tags=["realtime"])
 KeyId = Annotated[str, Depends(require_key)]
@@ -43,42 +28,47 @@ def service_of(request: Request) -> SessionService:
     return service
 
 
-def decode_image(value: Any) -> bytes:
-    """`image_data`: raw base64 or a data: URL; 413 above 10 MB, checked before decoding."""
-    if not isinstance(value, str):
-        raise errors.BadRequest("'image_data' must be a base64 string")
-    if len(value) > IMAGE_LIMIT:
-        raise errors.ContentTooLarge("reference images must be under 10 MB (base64-encoded)")
-    value = DATA_URL.sub("", value.strip(), count=1)
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise errors.BadRequest("'image_data' is not valid base64") from exc
+def if_match(request: Request) -> list[str] | None:
+    """The If-Match header's entity tags (weak ones compared as strong; `"*"`, as seed 000's
+    curl example sends it, is `*`), or None when there is none."""
+    value = request.headers.get("if-match")
+    if value is None or not value.strip():
+        return None
+    tags = [t.strip().removeprefix("W/") for t in value.split(",")]
+    return ["*" if tag == '"*"' else tag for tag in tags]
 
 
-def prompt_of(body: dict[str, Any], required: bool = False) -> str | None:
-    prompt = optional_str(body, "prompt", MAX_PROMPT)
-    if required and prompt is None:
-        raise errors.BadRequest("'prompt' is required")
-    if prompt is not None and not prompt.strip():
-        raise errors.Unprocessable("'prompt' must not be empty")
-    return prompt
-
-
-def offer_of(body: dict[str, Any]) -> str:
-    sdp = body.get("sdp")
-    if not isinstance(sdp, dict):
-        raise errors.BadRequest('\'sdp\' must be an object {"type": "offer", "sdp": "..."}')
-    if sdp.get("type") != "offer":
-        raise errors.InvalidSdp("'sdp.type' must be \"offer\"")
-    text = sdp.get("sdp")
-    if not isinstance(text, str) or not text.strip():
-        raise errors.InvalidSdp("'sdp.sdp' must be a non-empty SDP string")
-    return text
-
-
-def events_of(request: Request, record: SessionRecord, token: str) -> dict[str, str]:
+def events_of(record: SessionRecord, token: str) -> dict[str, str]:
     return {"url": f"{BASE}/{record.session_id}/events", "event_token": token}
+
+
+def describe(view: View) -> dict[str, Any]:
+    """GET's body: state, the leg, a fresh event token, and the summary once ended."""
+    record = view.record
+    body: dict[str, Any] = {
+        "session_id": record.session_id,
+        "status": record.status,
+        "model": record.model,
+        "prompt": record.prompt,
+        "enhance_prompt": record.enhance_prompt,
+        "enhanced_prompt": record.enhanced_prompt,
+        "has_image": record.has_image,
+        "leg_id": record.leg_id,
+        "instance_id": record.owner,
+        "etag": record.etag,
+        "seconds": record.generation_seconds(),
+        "expires_at": iso(record.expires_at),
+    }
+    if view.stats is not None:
+        body["stats"] = view.stats
+        body["connection_state"] = view.connection_state
+    if view.viewers is not None:
+        body["viewers"] = view.viewers
+    if record.ended:
+        body["summary"] = record.summary()
+    body["events"] = events_of(record, view.event_token)
+    body["ice_servers"] = view.ice_servers
+    return body
 
 
 @router.post(
@@ -88,21 +78,17 @@ def events_of(request: Request, record: SessionRecord, token: str) -> dict[str, 
     responses={201: {"model": schemas.SessionCreated}, 402: {}, 429: {}, **schemas.PROBLEMS},
 )
 async def create_session(request: Request, key: KeyId) -> JSONResponse:
-    body = await read_json(request, IMAGE_BODY_LIMIT)
-    model = required_str(body, "model")
-    offer = offer_of(body)
-    prompt = prompt_of(body)
-    enhance = optional_bool(body, "enhance_prompt", True)
-    image = decode_image(body["image_data"]) if body.get("image_data") is not None else None
-    service = service_of(request)
-    created = await service.create(key, model, offer, prompt, enhance, image)
+    body = await parse(request, schemas.CreateSession, IMAGE_BODY_LIMIT)
+    created = await service_of(request).create(
+        key, body.model, body.sdp.sdp, body.prompt, body.enhance_prompt, body.image_data
+    )
     record = created.record
     return JSONResponse(
         {
             "session_id": record.session_id,
             "sdp": {"type": "answer", "sdp": created.answer_sdp},
-            "ice_servers": service.ice_servers(record),
-            "events": events_of(request, record, created.event_token),
+            "ice_servers": created.ice_servers,
+            "events": events_of(record, created.event_token),
             "expires_at": iso(record.expires_at),
         },
         status_code=201,
@@ -112,13 +98,8 @@ async def create_session(request: Request, key: KeyId) -> JSONResponse:
 
 @router.get("/{session_id}", responses=schemas.PROBLEMS)
 async def get_session(session_id: str, request: Request, key: KeyId) -> JSONResponse:
-    service = service_of(request)
-    record = await service.find(session_id, key)
-    body = service.describe(record)
-    body["expires_at"] = iso(record.expires_at)
-    body["events"] = events_of(request, record, service.event_token(record))
-    body["ice_servers"] = service.ice_servers(record)
-    return JSONResponse(body, headers={"ETag": record.etag})
+    view = await service_of(request).view(session_id, key)
+    return JSONResponse(describe(view), headers={"ETag": view.record.etag})
 
 
 @router.patch(
@@ -138,14 +119,11 @@ async def get_session(session_id: str, request: Request, key: KeyId) -> JSONResp
 )
 async def patch_session(session_id: str, request: Request, key: KeyId) -> Response:
     service = service_of(request)
-    if_match = request.headers.get("if-match")
+    tags = if_match(request)
     if media_type(request) == SDPFRAG:
         text = (await read_body(request, JSON_LIMIT)).decode("utf-8", "replace")
-        try:
-            ufrag, pwd, candidates = parse_sdpfrag(text)
-        except InvalidCandidate as exc:
-            raise errors.InvalidCandidates(str(exc)) from exc
-        patched = await service.trickle(session_id, key, if_match, candidates, ufrag, pwd)
+        ufrag, pwd, candidates = parse_sdpfrag(text)
+        patched = await service.trickle(session_id, key, tags, candidates, ufrag, pwd)
         if patched.answer_sdp is None:
             return Response(status_code=204, headers={"ETag": patched.etag})
         return Response(  # an ICE restart, answered as WHIP does (RFC 9725 §4.3.2)
@@ -153,19 +131,19 @@ async def patch_session(session_id: str, request: Request, key: KeyId) -> Respon
             media_type=SDPFRAG,
             headers={"ETag": patched.etag},
         )
-    body = await read_json(request)
-    if "sdp" in body:
-        patched = await service.restart(session_id, key, if_match, offer_of(body))
+    body = await parse(request, schemas.PatchSession)
+    if body.sdp is not None:
+        patched = await service.restart(session_id, key, tags, body.sdp.sdp)
         return JSONResponse(
             {"sdp": {"type": "answer", "sdp": patched.answer_sdp}},
             headers={"ETag": patched.etag},
         )
-    if "candidates" not in body:
+    if body.candidates is None:
         raise errors.BadRequest("PATCH needs 'candidates' (trickle) or 'sdp' (ICE restart)")
-    candidates = body["candidates"]
-    if not isinstance(candidates, list):
-        raise errors.BadRequest("'candidates' must be an array")
-    patched = await service.trickle(session_id, key, if_match, candidates)
+    for item in body.candidates:
+        if item is not None:
+            parse_candidate(item)
+    patched = await service.trickle(session_id, key, tags, body.candidates)
     return Response(status_code=204, headers={"ETag": patched.etag})
 
 
@@ -181,13 +159,14 @@ async def delete_session(session_id: str, request: Request, key: KeyId) -> JSONR
     responses=schemas.PROBLEMS,
 )
 async def set_prompt(session_id: str, request: Request, key: KeyId) -> JSONResponse:
-    body = await read_json(request)
-    prompt = prompt_of(body, required=True)
-    assert prompt is not None
-    enhance = optional_bool(body, "enhance_prompt", True)
-    record = await service_of(request).set_prompt(session_id, key, prompt, enhance)
+    body = await parse(request, schemas.SetPrompt)
+    record = await service_of(request).set_prompt(session_id, key, body.prompt, body.enhance_prompt)
     return JSONResponse(
-        {"prompt": prompt, "enhance_prompt": enhance, "enhanced_prompt": record.enhanced_prompt}
+        {
+            "prompt": body.prompt,
+            "enhance_prompt": body.enhance_prompt,
+            "enhanced_prompt": record.enhanced_prompt,
+        }
     )
 
 
@@ -197,13 +176,10 @@ async def set_prompt(session_id: str, request: Request, key: KeyId) -> JSONRespo
     responses=schemas.PROBLEMS,
 )
 async def set_image(session_id: str, request: Request, key: KeyId) -> JSONResponse:
-    body = await read_json(request, IMAGE_BODY_LIMIT)
-    if body.get("image_data") is None:
-        raise errors.BadRequest("'image_data' is required")
-    image = decode_image(body["image_data"])
-    prompt = prompt_of(body)
-    enhance = optional_bool(body, "enhance_prompt", True)
-    record = await service_of(request).set_image(session_id, key, image, prompt, enhance)
+    body = await parse(request, schemas.SetImage, IMAGE_BODY_LIMIT)
+    record = await service_of(request).set_image(
+        session_id, key, body.image_data, body.prompt, body.enhance_prompt
+    )
     return JSONResponse(
         {
             "image": "accepted",

@@ -12,10 +12,10 @@ from framewire import errors
 from framewire.api import schemas
 from framewire.api.auth import require_key
 from framewire.api.bodies import JSON_LIMIT, media_type, read_body
-from framewire.api.realtime import BASE, SDPFRAG
+from framewire.api.realtime import BASE, SDPFRAG, if_match
 from framewire.api.whip import OFFER_HEADERS, SDP, read_offer, sdp_created
 from framewire.media.restart import answer_fragment
-from framewire.media.signaling import InvalidCandidate, parse_sdpfrag
+from framewire.media.signaling import parse_candidate, parse_sdpfrag
 from framewire.sessions.viewers import Viewers
 
 router = APIRouter(prefix=BASE, tags=["whep"])
@@ -68,12 +68,12 @@ async def patch_viewer(session_id: str, viewer_id: str, request: Request, key: K
     if kind != SDPFRAG:
         raise errors.UnsupportedMediaType(f"expected {SDPFRAG}, got {kind or 'no Content-Type'}")
     text = (await read_body(request, JSON_LIMIT)).decode("utf-8", "replace")
-    try:
-        fragment = parse_sdpfrag(text)
-    except InvalidCandidate as exc:
-        raise errors.InvalidCandidates(str(exc)) from exc
-    if_match = request.headers.get("if-match")
-    patched = await viewers_of(request).patch(session_id, viewer_id, key, if_match, fragment)
+    fragment = parse_sdpfrag(text)
+    for candidate in fragment[2]:
+        if candidate is not None:
+            parse_candidate(candidate)
+    tags = if_match(request)
+    patched = await viewers_of(request).patch(session_id, viewer_id, key, tags, fragment)
     if patched.answer_sdp is None:
         return Response(status_code=204, headers={"ETag": patched.etag})
     return Response(
@@ -84,5 +84,5 @@ async def patch_viewer(session_id: str, viewer_id: str, request: Request, key: K
 @router.delete(VIEWER, responses=schemas.PROBLEMS)
 async def delete_viewer(session_id: str, viewer_id: str, request: Request, key: KeyId) -> Response:
     """Stop watching."""
-    await viewers_of(request).delete(session_id, viewer_id, key)
+    await viewers_of(request).remove(session_id, viewer_id, key)
     return JSONResponse({"viewer_id": viewer_id, "status": "ended"})

@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import TypeAdapter
 
 from framewire import errors
 from framewire.api import schemas
 from framewire.api.auth import require_key
 from framewire.api.bodies import media_type, read_body
-from framewire.api.realtime import BASE, prompt_of, service_of
+from framewire.api.realtime import BASE, service_of
 from framewire.media.signaling import MAX_SDP_BYTES, has_usable_video
 from framewire.sessions.record import SessionRecord
 
@@ -21,6 +22,8 @@ SDP = "application/sdp"
 EVENTS_REL = "urn:ietf:params:whep:ext:core:server-sent-events"
 """The rel of the session's event stream link (the WHEP server-sent events extension's)."""
 OFFER_HEADERS = {"Accept-Post": SDP, "Allow": "OPTIONS, POST"}
+PROMPT = TypeAdapter(schemas.Prompt)
+"""The query's prompt is checked as the JSON API checks a body's (422 when empty or too long)."""
 
 router = APIRouter(tags=["whip"])
 KeyId = Annotated[str, Depends(require_key)]
@@ -109,7 +112,7 @@ async def whip_publish(
 ) -> Response:
     """Publish over WHIP into a new realtime session running `model`."""
     offer = await read_offer(request)
-    text = prompt_of({"prompt": prompt}) if prompt is not None else None
+    text = PROMPT.validate_python(prompt) if prompt is not None else None
     created = await service_of(request).create(key, model, offer, text, enhance_prompt, None)
     record = created.record
     return sdp_created(

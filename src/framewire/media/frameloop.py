@@ -24,8 +24,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 from av.video.reformatter import VideoReformatter
 
-from framewire.models.base import Frame, FrameModel, ModelSpec
-from framewire.policy.base import StreamViolation
+from framewire.models.base import Frame, FrameModel, ModelSpec, StreamViolation
 
 log = logging.getLogger("framewire.media")
 

@@ -41,3 +41,8 @@ class ModelBackend(Protocol):
     """An entry point in the group `framewire.models` names a callable of this shape."""
 
     def __call__(self, spec: ModelSpec) -> FrameModel: ...
+
+
+class StreamViolation(Exception):
+    """Raised by a model's `process` (or a safety checker it runs) when the running stream breaks
+    the content policy; the session ends with reason `moderation_violation`."""

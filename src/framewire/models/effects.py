@@ -17,7 +17,7 @@ import numpy.typing as npt
 from cv2.typing import MatLike
 
 from framewire.models.base import Frame
-from framewire.models.look import BGR
+from framewire.vocabulary import BGR
 
 Lut = npt.NDArray[np.uint8]
 """A cv2.LUT table: shape (256, 1) for one channel, (256, 1, 3) per BGR channel."""

@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 
 from framewire.models import effects
 from framewire.models.base import Frame, ModelSpec
-from framewire.models.look import COLOURS, Look, Style, parse_look
 from framewire.models.palette import Palette, transfer
+from framewire.vocabulary import COLOURS, Look, Style, parse_look
 
 _STYLES: dict[Style, Callable[[Frame, float], Frame]] = {
     Style.ANIME: effects.anime,

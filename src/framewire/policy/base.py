@@ -37,8 +37,3 @@ class PromptEnhancer(Protocol):
     def enhance(self, prompt: str, spec: ModelSpec) -> str:
         """Expand a short prompt into the model's vocabulary; deterministic by default."""
         ...
-
-
-class StreamViolation(Exception):
-    """Raised by a model's `process` (or a safety checker it runs) when the running stream breaks
-    the content policy; the session ends with reason `moderation_violation`."""

@@ -4,7 +4,7 @@ names, worded so the Stylizer still reads the same Look (no new styles, colours 
 from __future__ import annotations
 
 from framewire.models.base import ModelSpec
-from framewire.models.look import Style, parse_look
+from framewire.vocabulary import Style, parse_look
 
 MAX_WORDS = 12
 """Prompts longer than this already say what the user wants; they are returned unchanged."""

@@ -78,12 +78,7 @@ def create_proxy_app(
     (default: twice the rate, at least 1). Raises ValueError on a bad URL or limit."""
     forwarder = Upstream(upstream, api_key, timeout, body_limit)
     redact_httpx_logs()
-    limiter = (
-        RateLimiter(rate_limit, burst if burst is not None else max(1, math.ceil(2 * rate_limit)))
-        if rate_limit is not None
-        else None
-    )
-    gate = Gate(BearerTokens(tokens), limiter)
+    gate = Gate(BearerTokens(tokens), limiter_of(rate_limit, burst))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,13 +115,26 @@ def create_proxy_app(
 
     app.router.routes.extend(web_routes(proxied=True))
     if cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(cors_origins),
-            allow_methods=METHODS,
-            allow_headers=CORS_REQUEST_HEADERS,
-            expose_headers=CORS_EXPOSED,
-            max_age=3600,
-        )
+        allow_cors(app, cors_origins)
     app.add_middleware(AccessLog)
     return app
+
+
+def limiter_of(rate_limit: float | None, burst: int | None) -> RateLimiter | None:
+    """Per-client rate limit; `burst` defaults to twice the rate, at least 1."""
+    if rate_limit is None:
+        return None
+    return RateLimiter(
+        rate_limit, burst if burst is not None else max(1, math.ceil(2 * rate_limit))
+    )
+
+
+def allow_cors(app: FastAPI, origins: Sequence[str]) -> None:
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=METHODS,
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED,
+        max_age=3600,
+    )

@@ -1,4 +1,7 @@
-"""A session on its owner instance: the leg, the timers, billing, and the one end path."""
+"""A session on its owner instance: the leg, the timers, billing, and its way to the one
+settlement. Every write it makes is fenced by the session's epoch: once another instance has
+settled the session (this owner stalled past its heartbeat), a refused write only stops the
+media here."""
 
 from __future__ import annotations
 
@@ -11,29 +14,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from framewire import errors
 from framewire.media.leg import Leg
 from framewire.sessions.icewatch import IceWatch
 from framewire.sessions.record import SessionRecord
-from framewire.state.base import Accounts, EventLog, SessionStore
+from framewire.sessions.settle import settle
+from framewire.state.base import EventLog, Fenced, Ledger, SessionStore, StateUnavailable
 
 log = logging.getLogger("framewire.sessions")
 OUTBOX_LIMIT = 10_000
 APPEND_ATTEMPTS = 3
 APPEND_BACKOFF = 0.2
-END_PROBLEMS = {
-    reason: {"type": errors.PROBLEM_BASE + slug, "title": title, "detail": detail, "status": 500}
-    for reason, slug, title, detail in (
-        ("error", "generation-failed", "Generation failed", "the session ended on a server fault"),
-        (
-            "moderation_violation",
-            "moderation-violation",
-            "Stream rejected by moderation",
-            "the video stream violated the content policy",
-        ),
-    )
-}
-"""Ends that are the server's verdict also send an `error` event (a problem) before the end."""
 
 
 @dataclass
@@ -54,7 +44,7 @@ class LiveSession:
         leg: Leg,
         store: SessionStore,
         events: EventLog,
-        accounts: Accounts,
+        ledger: Ledger,
         timings: Timings,
         on_closed: Callable[[LiveSession], Awaitable[None]],
         ice_servers: Callable[[], list[dict[str, Any]]] = list,
@@ -63,7 +53,9 @@ class LiveSession:
         self.leg = leg
         self._store = store
         self._events = events
-        self._accounts = accounts
+        self._ledger = ledger
+        self._fenced = False
+        """Another instance settled this session: write nothing more, only stop the media."""
         self._timings = timings
         self._on_closed = on_closed
         self._outbox: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue(OUTBOX_LIMIT)
@@ -104,7 +96,8 @@ class LiveSession:
             try:
                 if item is None:
                     return
-                await self._append(*item)
+                if not self._fenced:
+                    await self._append(*item)
             finally:
                 self._outbox.task_done()
 
@@ -113,7 +106,10 @@ class LiveSession:
         one error would silence the session and never let it end cleanly."""
         for attempt in range(1, APPEND_ATTEMPTS + 1):
             try:
-                await self._events.append(self.record.session_id, event, data)
+                await self._events.append(self.record.session_id, event, data, self.record.epoch)
+                return
+            except Fenced:
+                self.lost()
                 return
             except Exception as exc:  # the store's own errors (Redis away, ...)
                 log.warning(
@@ -134,14 +130,25 @@ class LiveSession:
         if self.balance_at_start is not None:
             self._credit_deadline = now + self.balance_at_start
         self.publish("generation_started", {})
-        asyncio.get_running_loop().create_task(self._persist())
+        asyncio.get_running_loop().create_task(self.persist())
         self._wake()
 
     def on_ended(self, reason: str) -> None:
         self.end_soon(reason)
 
-    async def _persist(self) -> None:
-        await self._store.put(self.record.session_id, self.record.to_dict())
+    async def persist(self) -> None:
+        """Store the record as this owner holds it (fenced)."""
+        try:
+            await self._store.update(self.record.session_id, self.record.to_dict())
+        except Fenced:
+            self.lost()
+
+    def lost(self) -> None:
+        """A write was fenced: the session was settled elsewhere. Stop the media, write nothing."""
+        if not self._fenced:
+            log.warning("session %s settled elsewhere: stopping its media", self.record.session_id)
+        self._fenced = True
+        self.end_soon("error")
 
     def use_prompt(self, prompt: str, enhanced: str, enhance: bool) -> None:
         """Hand the model its (enhanced) prompt and remember both forms in the record."""
@@ -206,6 +213,8 @@ class LiveSession:
         # Shielded: an end that cancels the supervisor mid-charge must not lose the slice.
         self._charging = asyncio.ensure_future(self._book(delta))
         remaining = await asyncio.shield(self._charging)
+        if self._fenced:
+            return None
         if remaining is None:
             return math.inf
         if remaining <= 1e-3:
@@ -215,8 +224,13 @@ class LiveSession:
         return remaining
 
     async def _book(self, delta: float) -> float | None:
-        await self._persist()  # a survivor bills the rest if this instance dies
-        return await self._accounts.charge(self.record.key_id, delta)
+        """Charge the slice and store the record saying so, in one fenced step (a survivor
+        bills the rest if this instance dies)."""
+        try:
+            return await self._ledger.charge(self.record.to_dict(), delta)
+        except Fenced:
+            self.lost()
+            return None
 
     # the end ----------------------------------------------------------------------------
 
@@ -232,38 +246,38 @@ class LiveSession:
 
     async def _end(self, reason: str) -> SessionRecord:
         now = time.time()
-        if self._supervisor is not None and self._supervisor is not asyncio.current_task():
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-        if self._charging is not None:
-            await self._charging  # a tick's charge in flight lands before the final one
+        await self._quiesce()
         record = self.record
         await self.leg.close()
         record.viewer_seconds = self.leg.viewer_seconds()
         if record.started_at is not None and self._next_tick is not None and now >= self._next_tick:
             seconds = math.floor(self._next_tick - record.started_at + 1e-6)
             self.publish("generation_tick", {"seconds": seconds})
-        record.ended_at = now
-        record.status = "ended"
-        record.reason = reason
-        record.seconds = record.generation_seconds()
-        used = record.seconds
-        remaining = await self._accounts.charge(record.key_id, used - self._charged)
-        self._charged = used
-        record.credits_charged = used
-        record.credits_remaining = None if remaining is None else round(max(0.0, remaining), 3)
         try:
-            await self._accounts.release_slot(record.key_id)
-            await self._store.put(record.session_id, record.to_dict(), ttl=self._timings.retention)
-        finally:  # whatever the store did, the client hears the end and local resources go
-            if reason in END_PROBLEMS:
-                await self._outbox.put(("error", END_PROBLEMS[reason]))
-            await self._outbox.put(
-                ("generation_ended", {"seconds": record.seconds, "reason": reason})
-            )
-            await self._outbox.put(None)
+            await self._outbox.put(None)  # what was published lands before the end events
             await self._writer
+            if not self._fenced:
+                settled = await settle(self._ledger, record, reason, now, self._timings.retention)
+                self._fenced = settled is None
+                self.record = settled or record
+        except StateUnavailable as exc:  # the store is away: local resources still go
+            log.error("session %s could not be settled: %s", record.session_id, exc)
+        finally:
             await self._on_closed(self)
-        await self._events.expire(record.session_id, self._timings.retention)
-        return record
+        if self._fenced:
+            return await self._settled_elsewhere()
+        return self.record
+
+    async def _quiesce(self) -> None:
+        """Stop the timers; a tick's charge in flight lands before the settlement."""
+        if self._supervisor is not None and self._supervisor is not asyncio.current_task():
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self._charging is not None:
+            await self._charging
+
+    async def _settled_elsewhere(self) -> SessionRecord:
+        """The record another instance settled (this owner's own, if it is gone meanwhile)."""
+        stored = await self._store.get(self.record.session_id)
+        return SessionRecord.from_dict(stored) if stored is not None else self.record

@@ -39,6 +39,9 @@ class SessionRecord:
     credits_remaining: float | None = None
     charged: float = 0.0
     """Generation seconds the owner has charged to the ledger so far (saved on each charge)."""
+    epoch: int = 1
+    """The ownership epoch, the fencing token of every billing write: a write applies only while
+    the stored record is active with the writer's epoch; the settlement moves it on."""
     viewer_seconds: float = 0.0
     """Seconds WHEP viewers watched, summed over viewers (not billed as generation)."""
 
@@ -61,7 +64,8 @@ class SessionRecord:
         return round(max(0.0, end - self.started_at), 3)
 
     def summary(self) -> dict[str, Any]:
-        """The billing summary of SPEC.md §1, as DELETE returns it."""
+        """The billing summary, as DELETE returns it; the balance left is rounded to ms."""
+        remaining = self.credits_remaining
         return {
             "session_id": self.session_id,
             "model": self.model,
@@ -69,7 +73,7 @@ class SessionRecord:
             "reason": self.reason,
             "seconds": self.seconds if self.ended else self.generation_seconds(),
             "credits_charged": self.credits_charged,
-            "credits_remaining": self.credits_remaining,
+            "credits_remaining": None if remaining is None else round(max(0.0, remaining), 3),
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
             "viewer_seconds": self.viewer_seconds,

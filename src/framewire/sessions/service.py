@@ -1,55 +1,33 @@
-"""The session domain: create, control, observe and end realtime sessions.
+"""The session domain's front: create, read, control, follow and end realtime sessions.
 
-Any instance answers any request: it reads the record from the shared store and, when another
-instance owns the session's leg, forwards the operation over the command bus."""
+Any instance answers any request: it reads the record from the shared store and runs the
+operation on the session's owner (`owner.Owner`, here or over the command bus); sessions whose
+owner died are settled on the way (`orphans.OrphanReaper`)."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from framewire import errors
-from framewire.media.leg import Leg, LegFailed
-from framewire.media.legs import CapacityFull, Legs
-from framewire.media.restart import RestartConflict, with_ice_credentials
-from framewire.media.signaling import InvalidCandidate, InvalidOffer, parse_candidate
-from framewire.models.base import Frame
-from framewire.models.registry import UnknownModel
-from framewire.policy import base as policy
-from framewire.sessions.live import END_PROBLEMS, LiveSession, Timings
+from framewire.media.leg import Leg
+from framewire.media.legs import Legs
+from framewire.models.base import Frame, ModelSpec
+from framewire.sessions import commands as cmd
+from framewire.sessions.barelegs import BareLegs
+from framewire.sessions.content import Content
+from framewire.sessions.etags import ice_ufrag, new_etag
+from framewire.sessions.live import LiveSession, Timings
+from framewire.sessions.orphans import OrphanReaper
+from framewire.sessions.owner import Owner
+from framewire.sessions.ports import Limits, Ports
 from framewire.sessions.record import SessionRecord
 from framewire.sessions.tokens import EventTokens
-from framewire.state.base import Accounts, CommandBus, EventLog, Heartbeats, Record, SessionStore
-
-COMMAND_TIMEOUT = 10.0
-ORPHAN_CLAIM_TTL = 60.0
-"""Seconds one instance holds the right to settle a dead owner's session."""
-ORPHAN_POLL = 0.1
-RETRY_AFTER_CAPACITY = "5"
-RETRY_AFTER_KEY_LIMIT = "10"
-
-
-@dataclass
-class Ports:
-    sessions: SessionStore
-    events: EventLog
-    commands: CommandBus
-    accounts: Accounts
-    heartbeats: Heartbeats
-
-
-@dataclass
-class Limits:
-    max_duration: float
-    max_sessions: int
-    key_concurrency: int
-    tick_interval: float
-    inactivity_timeout: float
-    retention: float
+from framewire.state.base import Event
 
 
 @dataclass
@@ -57,6 +35,7 @@ class Created:
     record: SessionRecord
     answer_sdp: str
     event_token: str
+    ice_servers: list[dict[str, Any]]
 
 
 @dataclass
@@ -67,8 +46,18 @@ class Patched:
     answer_sdp: str | None = None
 
 
-def new_etag() -> str:
-    return f'"ice-{secrets.token_hex(8)}"'
+@dataclass
+class View:
+    """What GET shows of a session: its record, its leg's live state when owned here, a fresh
+    event token and its ICE servers."""
+
+    record: SessionRecord
+    event_token: str
+    ice_servers: list[dict[str, Any]]
+    stats: dict[str, Any] | None = None
+    connection_state: str | None = None
+    viewers: list[dict[str, Any]] | None = None
+    """The session's WHEP viewers, known to its owner (and none once it ended)."""
 
 
 class SessionService:
@@ -77,55 +66,36 @@ class SessionService:
         instance_id: str,
         ports: Ports,
         legs: Legs,
-        moderator: policy.Moderator,
-        enhancer: policy.PromptEnhancer,
+        content: Content,
         tokens: EventTokens,
         limits: Limits,
     ) -> None:
         self.instance_id = instance_id
         self.ports = ports
         self.legs = legs
-        self.moderator = moderator
-        self.enhancer = enhancer
+        self.content = content
         self.tokens = tokens
         self.limits = limits
-        self.live: dict[str, LiveSession] = {}
-        self.extra_ops: dict[str, Callable[[LiveSession, Record], Awaitable[Record]]] = {}
-        """Owner-side operations other modules add (WHEP viewers), run like the ones here."""
+        timings = Timings(
+            limits.tick_interval,
+            limits.inactivity_timeout,
+            limits.retention,
+            legs.ice.disconnect_grace,
+            legs.ice.restart_timeout,
+        )
+        self.owner = Owner(instance_id, ports, legs, content, timings)
+        self.reaper = OrphanReaper(instance_id, ports, limits.retention)
+        self.bare = BareLegs(legs, self.owner, content, limits.max_sessions)
 
     async def start(self) -> None:
-        await self._end_orphans_of(self.instance_id)  # left by a previous run under this id
-        await self.ports.commands.serve(self.instance_id, self._handle_command)
+        await self.reaper.end_orphans_of(self.instance_id)  # left by a previous run under this id
+        await self.owner.serve()
 
     async def stop(self) -> None:
-        """End every session this instance owns (reason `error`: the server went away)."""
-        await asyncio.gather(*(s.end("error") for s in list(self.live.values())))
-        await self.ports.commands.stop()
+        await self.owner.stop()
 
-    # content ----------------------------------------------------------------------------
-
-    def check_prompt(self, prompt: str, enhance: bool, model_id: str) -> str:
-        """Moderate a prompt; return the text the model gets."""
-        try:
-            self.moderator.check_prompt(prompt)
-        except policy.ContentRejected as exc:
-            raise errors.ModerationRejected(exc.detail) from exc
-        if not enhance:
-            return prompt
-        return self.enhancer.enhance(prompt, self.legs.registry.get(model_id))
-
-    async def check_image(self, data: bytes, model_id: str) -> Frame:
-        """Vet and decode a reference image, in a worker thread: a large image takes
-        hundreds of milliseconds to decode, which the event loop (and every session's media
-        on it) must not wait for."""
-        if not self.legs.registry.get(model_id).accepts_image:
-            raise errors.Unprocessable(f"model {model_id!r} does not take a reference image")
-        try:
-            return await asyncio.to_thread(self.moderator.decode_image, data)
-        except policy.InvalidImage as exc:
-            raise errors.InvalidImage(exc.detail) from exc
-        except policy.ContentRejected as exc:
-            raise errors.ModerationRejected(exc.detail) from exc
+    async def sweep_orphans(self) -> None:
+        await self.reaper.sweep()
 
     # create -----------------------------------------------------------------------------
 
@@ -138,24 +108,13 @@ class SessionService:
         enhance_prompt: bool,
         image: bytes | None,
     ) -> Created:
-        try:
-            self.legs.registry.get(model_id)
-        except UnknownModel:
-            known = ", ".join(s.id for s in self.legs.registry.specs())
-            raise errors.UnsupportedModel(
-                f"unknown model {model_id!r}; available: {known}"
-            ) from None
-        enhanced = self.check_prompt(prompt, enhance_prompt, model_id) if prompt else None
-        frame = await self.check_image(image, model_id) if image is not None else None
-        try:
-            with self.legs.reserve(self.limits.max_sessions):
-                leg, answer, balance = await self._open_leg(
-                    key_id, model_id, offer_sdp, enhanced, frame
-                )
-        except CapacityFull as exc:
-            raise errors.ServiceUnavailable(
-                str(exc), headers={"Retry-After": RETRY_AFTER_CAPACITY}
-            ) from None
+        self.content.model(model_id)
+        enhanced = self.content.prompt(prompt, enhance_prompt, model_id) if prompt else None
+        frame = await self.content.image(image, model_id) if image is not None else None
+        with self.legs.reserve(self.limits.max_sessions):
+            leg, answer, balance = await self._open_leg(
+                key_id, model_id, offer_sdp, enhanced, frame
+            )
         now = time.time()
         record = SessionRecord(
             session_id="rs_" + secrets.token_hex(12),
@@ -172,27 +131,20 @@ class SessionService:
             has_image=frame is not None,
             created_at=now,
         )
+        await self.ports.sessions.put(record.session_id, record.to_dict())
         live = LiveSession(
             record,
             leg,
             self.ports.sessions,
             self.ports.events,
-            self.ports.accounts,
-            Timings(
-                self.limits.tick_interval,
-                self.limits.inactivity_timeout,
-                self.limits.retention,
-                self.legs.ice.disconnect_grace,
-                self.legs.ice.restart_timeout,
-            ),
-            self._closed,
+            self.ports.ledger,
+            self.owner.timings,
+            self.owner.closed,
             ice_servers=lambda: self.ice_servers(record),
         )
         live.balance_at_start = balance
-        self.live[record.session_id] = live
-        await self.ports.sessions.put(record.session_id, record.to_dict())
-        live.start()
-        return Created(record, answer, self.event_token(record))
+        await self.owner.adopt(live)
+        return Created(record, answer, self.event_token(record), self.ice_servers(record))
 
     async def _open_leg(
         self, key_id: str, model_id: str, offer_sdp: str, prompt: str | None, image: Frame | None
@@ -204,23 +156,14 @@ class SessionService:
             raise errors.InsufficientCredits("this API key has no generation-seconds left")
         if not await self.ports.accounts.acquire_slot(key_id, self.limits.key_concurrency):
             raise errors.TooManySessions(
-                f"this API key already has {self.limits.key_concurrency} active sessions",
-                headers={"Retry-After": RETRY_AFTER_KEY_LIMIT},
+                f"this API key already has {self.limits.key_concurrency} active sessions"
             )
         try:
             leg, answer = await self.legs.open(offer_sdp, model_id, prompt, image)
-        except BaseException as exc:
+        except BaseException:
             await self.ports.accounts.release_slot(key_id)
-            if isinstance(exc, InvalidOffer):
-                raise errors.InvalidSdp(str(exc)) from exc
-            if isinstance(exc, LegFailed):
-                raise errors.FramewireError(str(exc)) from exc
             raise
         return leg, answer, balance
-
-    async def _closed(self, live: LiveSession) -> None:
-        self.live.pop(live.record.session_id, None)
-        await self.legs.close(live.leg.id)
 
     def event_token(self, record: SessionRecord) -> str:
         return self.tokens.issue(record.session_id, record.expires_at)
@@ -242,106 +185,49 @@ class SessionService:
         record = SessionRecord.from_dict(data)
         if key_id is not None and record.key_id != key_id:
             raise errors.NotFound(f"no session {session_id!r}")
-        if not record.ended and record.owner != self.instance_id:
-            if not await self.ports.heartbeats.alive(record.owner):
-                record = await self._end_orphan(record)
-        return record
+        return await self.reaper.check(record)
 
-    async def sweep_orphans(self) -> None:
-        """End the sessions of every instance whose heartbeat expired, then forget it."""
-        for instance in await self.ports.heartbeats.departed():
-            if instance == self.instance_id:
-                continue
-            await self._end_orphans_of(instance)
-            await self.ports.heartbeats.forget(instance)
-
-    async def _end_orphans_of(self, instance: str) -> None:
-        """End the sessions recorded as `instance`'s that are still active; it holds none."""
-        for session_id in await self.ports.sessions.ids_owned_by(instance):
-            data = await self.ports.sessions.get(session_id)
-            if data is not None and data["status"] != "ended":
-                await self._end_orphan(SessionRecord.from_dict(data))
-
-    async def _end_orphan(self, record: SessionRecord) -> SessionRecord:
-        """The owner instance died: settle its session here (once, whichever instance claims
-        it) with reason `error`. It ends at the owner's last heartbeat, or later if the owner
-        had charged or shown (in a tick) more; the ledger gets what the owner had not charged.
-        With no heartbeat to go by, it ends at that last proof of generation."""
-        if not await self.ports.sessions.claim(record.session_id, ORPHAN_CLAIM_TTL):
-            return await self._settled_elsewhere(record)
-        now = time.time()
-        died_at = (await self.ports.heartbeats.departed()).get(record.owner, 0.0)
-        if record.started_at is None:
-            floor = record.created_at
-        else:
-            shown = await self._last_tick(record.session_id)
-            floor = record.started_at + max(record.charged, shown)
-        record.status, record.reason = "ended", "error"
-        record.ended_at = min(now, max(died_at, floor))
-        record.seconds = record.generation_seconds()
-        remaining = await self.ports.accounts.charge(record.key_id, record.seconds - record.charged)
-        record.charged = record.credits_charged = record.seconds
-        record.credits_remaining = None if remaining is None else round(max(0.0, remaining), 3)
-        await self.ports.accounts.release_slot(record.key_id)
-        await self.ports.sessions.put(
-            record.session_id, record.to_dict(), ttl=self.limits.retention
-        )
-        await self.ports.events.append(record.session_id, "error", END_PROBLEMS["error"])
-        await self.ports.events.append(
-            record.session_id, "generation_ended", {"seconds": record.seconds, "reason": "error"}
-        )
-        await self.ports.events.expire(record.session_id, self.limits.retention)
-        return record
-
-    async def _last_tick(self, session_id: str) -> float:
-        """The largest `generation_tick` the session's clients were shown."""
-        events = await self.ports.events.read(session_id, 0, wait=0)
-        ticks = [float(e.data["seconds"]) for e in events if e.event == "generation_tick"]
-        return max(ticks, default=0.0)
-
-    async def _settled_elsewhere(self, record: SessionRecord) -> SessionRecord:
-        """Another instance claimed this orphan: wait (bounded) for the record it settles."""
-        deadline = time.monotonic() + COMMAND_TIMEOUT
-        while time.monotonic() < deadline:
-            data = await self.ports.sessions.get(record.session_id)
-            if data is not None and data["status"] == "ended":
-                return SessionRecord.from_dict(data)
-            await asyncio.sleep(ORPHAN_POLL)
-        return record
-
-    async def active(self, session_id: str, key_id: str) -> SessionRecord:
+    async def active(self, session_id: str, key_id: str | None) -> SessionRecord:
         record = await self.find(session_id, key_id)
         if record.ended:
             raise errors.Gone(f"session {session_id} ended ({record.reason})")
         return record
 
-    def describe(self, record: SessionRecord) -> dict[str, Any]:
-        """GET's body: state, the leg, a fresh event token, and the summary once ended."""
-        body: dict[str, Any] = {
-            "session_id": record.session_id,
-            "status": record.status,
-            "model": record.model,
-            "prompt": record.prompt,
-            "enhance_prompt": record.enhance_prompt,
-            "enhanced_prompt": record.enhanced_prompt,
-            "has_image": record.has_image,
-            "leg_id": record.leg_id,
-            "instance_id": record.owner,
-            "etag": record.etag,
-            "seconds": record.generation_seconds(),
-            "expires_at": record.expires_at,
-        }
-        live = self.live.get(record.session_id)
+    async def view(self, session_id: str, key_id: str) -> View:
+        record = await self.find(session_id, key_id)
+        view = View(record, self.event_token(record), self.ice_servers(record))
+        live = self.owner.live.get(session_id)
         if live is not None:
-            body["viewers"] = [viewer.describe() for viewer in live.leg.viewers.values()]
-            body["stats"] = live.leg.stats.snapshot()
-            body["stats"]["frames_encoded"] = live.leg.fanout.frames_encoded
-            body["stats"]["keyframes_encoded"] = live.leg.fanout.keyframes_encoded
-            body["connection_state"] = live.leg.connection_state
-        if record.ended:
-            body["summary"] = record.summary()
-            body["viewers"] = []
-        return body
+            fanout = live.leg.fanout
+            view.stats = live.leg.stats.snapshot()
+            view.stats.update(
+                frames_encoded=fanout.frames_encoded, keyframes_encoded=fanout.keyframes_encoded
+            )
+            view.connection_state = live.leg.connection_state
+            view.viewers = [viewer.describe() for viewer in live.leg.viewers.values()]
+        elif record.ended:
+            view.viewers = []
+        return view
+
+    def token_expiry(self, token: str, session_id: str) -> float | None:
+        return self.tokens.expiry(token, session_id)
+
+    async def follow(self, session_id: str, after: int, wait: float) -> AsyncIterator[Event | None]:
+        """The session's events after `after`, then live ones as they come; None whenever
+        `wait` seconds pass with none (a keep-alive is due). Ends after `generation_ended`, or
+        when the session's retention is over."""
+        while True:
+            batch = await self.ports.events.read(session_id, after, wait=wait)
+            if not batch:
+                if await self.ports.sessions.get(session_id) is None:
+                    return
+                yield None
+                continue
+            for event in batch:
+                yield event
+                after = event.id
+                if event.event == "generation_ended":
+                    return
 
     # control ----------------------------------------------------------------------------
 
@@ -349,55 +235,35 @@ class SessionService:
         self,
         session_id: str,
         key_id: str,
-        if_match: str | None,
+        if_match: list[str] | None,
         candidates: list[Any],
         ufrag: str | None = None,
         pwd: str | None = None,
     ) -> Patched:
-        """Add the client's candidates. An SDP fragment (`ufrag`, `pwd`) with new ICE
-        credentials restarts ICE as WHIP does (RFC 9725 §4.3.2); candidates of another
-        generation than the current one are refused (412)."""
+        """Add the client's candidates (each already parsed, `parse_candidate`). An SDP
+        fragment (`ufrag`, `pwd`) with new ICE credentials restarts ICE as WHIP does (RFC 9725
+        §4.3.2); candidates of another generation than the current one are refused (412)."""
         record = await self.active(session_id, key_id)
-        check_if_match(if_match, record.etag)
-        for item in candidates:
-            if item is not None:
-                try:
-                    parse_candidate(item)
-                except InvalidCandidate as exc:
-                    raise errors.InvalidCandidates(str(exc)) from exc
-        reply = await self._on_owner(
-            record,
-            {
-                "op": "trickle",
-                "candidates": candidates,
-                "if_match": if_match,
-                "ufrag": ufrag,
-                "pwd": pwd,
-            },
-        )
+        command = cmd.Trickle(session_id, require(if_match), candidates, ufrag, pwd)
+        reply = await self.owner.send(record.owner, command)
         return Patched(reply["etag"], reply.get("answer"))
 
     async def restart(
-        self, session_id: str, key_id: str, if_match: str | None, offer_sdp: str
+        self, session_id: str, key_id: str, if_match: list[str] | None, offer_sdp: str
     ) -> Patched:
-        """ICE restart by a new offer (seed 000 step 5): `If-Match: "*"` or the current ETag;
-        answers at once and mints a new ETag."""
+        """ICE restart by a new offer: `If-Match: "*"` or the current ETag; answers at once
+        and mints a new ETag."""
         record = await self.active(session_id, key_id)
-        check_if_match(if_match, record.etag)
-        reply = await self._on_owner(
-            record, {"op": "restart", "offer": offer_sdp, "if_match": if_match}
-        )
+        restart = cmd.Restart(session_id, require(if_match), offer_sdp)
+        reply = await self.owner.send(record.owner, restart)
         return Patched(reply["etag"], reply["answer"])
 
     async def set_prompt(
         self, session_id: str, key_id: str, prompt: str, enhance: bool
     ) -> SessionRecord:
         record = await self.active(session_id, key_id)
-        enhanced = self.check_prompt(prompt, enhance, record.model)
-        await self._on_owner(
-            record,
-            {"op": "prompt", "prompt": prompt, "enhanced": enhanced, "enhance": enhance},
-        )
+        enhanced = self.content.prompt(prompt, enhance, record.model)
+        await self.owner.send(record.owner, cmd.SetPrompt(session_id, prompt, enhanced, enhance))
         record.prompt, record.enhanced_prompt, record.enhance_prompt = prompt, enhanced, enhance
         return record
 
@@ -405,160 +271,44 @@ class SessionService:
         self, session_id: str, key_id: str, image: bytes, prompt: str | None, enhance: bool
     ) -> SessionRecord:
         record = await self.active(session_id, key_id)
-        frame = await self.check_image(image, record.model)
-        enhanced = self.check_prompt(prompt, enhance, record.model) if prompt else None
-        await self._on_owner(
-            record,
-            {
-                "op": "image",
-                "frame": frame,
-                "image": image,
-                "prompt": prompt,
-                "enhanced": enhanced,
-                "enhance": enhance,
-            },
-        )
+        frame = await self.content.image(image, record.model)
+        enhanced = self.content.prompt(prompt, enhance, record.model) if prompt else None
+        command = cmd.SetImage(session_id, prompt, enhanced, enhance)
+        await self.owner.send(record.owner, command, image, frame)
         return await self.find(session_id, key_id)
 
     async def delete(self, session_id: str, key_id: str) -> SessionRecord:
         record = await self.find(session_id, key_id)
         if record.ended:
             return record
-        reply = await self._on_owner(record, {"op": "end", "reason": "disconnect"})
+        reply = await self.owner.send(record.owner, cmd.End(session_id, "disconnect"))
         return SessionRecord.from_dict(reply["record"])
 
-    async def _on_owner(self, record: SessionRecord, command: Record) -> Record:
-        command["session_id"] = record.session_id
-        if record.owner == self.instance_id:
-            return await self._run(command)  # its errors raise here, as they should
-        if "frame" in command:  # decoded here for validation; the owner decodes its own copy
-            del command["frame"]
-            command["image"] = command["image"].hex()
-        try:
-            reply = await self.ports.commands.call(record.owner, command, COMMAND_TIMEOUT)
-        except TimeoutError as exc:
-            raise errors.ServiceUnavailable(
-                f"instance {record.owner} holding this session did not answer",
-                headers={"Retry-After": "1"},
-            ) from exc
-        if "error" in reply:
-            raise remote_error(reply["error"])
-        return reply
+    # this instance ----------------------------------------------------------------------
 
-    async def _handle_command(self, command: Record) -> Record:
-        """Run one operation on a session this instance owns (locally or from the bus)."""
-        try:
-            return await self._run(command)
-        except errors.FramewireError as exc:
-            return {
-                "error": {
-                    "status": exc.status,
-                    "slug": exc.slug,
-                    "title": exc.title,
-                    "detail": exc.detail,
-                    "headers": exc.headers,
-                }
-            }
+    @property
+    def live(self) -> Mapping[str, LiveSession]:
+        """The sessions this instance owns, by id (read-only)."""
+        return MappingProxyType(self.owner.live)
 
-    async def _run(self, command: Record) -> Record:
-        live = self.live.get(command["session_id"])
-        if live is None:
-            data = await self.ports.sessions.get(command["session_id"])
-            if data is not None and data.get("status") == "ended":
-                if command["op"] == "end":
-                    return {"record": data}
-                raise errors.Gone(f"session {command['session_id']} ended ({data.get('reason')})")
-            raise errors.NotFound(f"no session {command['session_id']!r}")
-        op = command["op"]
-        if op == "trickle":
-            async with live.ice_lock:
-                check_if_match(command["if_match"], live.record.etag)
-                current = live.record.remote_ufrag
-                for item in command["candidates"]:
-                    if item is not None and item.get("usernameFragment") not in (None, "", current):
-                        raise stale_generation()
-                reply: Record = {"etag": live.record.etag}
-                ufrag, pwd = command["ufrag"], command["pwd"]
-                if ufrag is not None and ufrag != current:
-                    previous = live.leg.remote_sdp
-                    if pwd is None or previous is None:
-                        raise stale_generation()
-                    reply = await self._restart(live, with_ice_credentials(previous, ufrag, pwd))
-                for item in command["candidates"]:
-                    await live.leg.add_candidate(item)
-            return reply
-        if op == "restart":
-            async with live.ice_lock:
-                check_if_match(command["if_match"], live.record.etag)
-                return await self._restart(live, command["offer"])
-        if op == "prompt":
-            live.use_prompt(command["prompt"], command["enhanced"], command["enhance"])
-            await self.ports.sessions.put(live.record.session_id, live.record.to_dict())
-            return {}
-        if op == "image":
-            frame = command.get("frame")
-            if frame is None:
-                frame = await asyncio.to_thread(
-                    self.moderator.decode_image, bytes.fromhex(command["image"])
-                )
-            live.leg.set_image(frame)
-            live.record.has_image = True
-            if command["prompt"]:
-                live.use_prompt(command["prompt"], command["enhanced"], command["enhance"])
-            await self.ports.sessions.put(live.record.session_id, live.record.to_dict())
-            return {}
-        if op == "end":
-            record = await live.end(command["reason"])
-            return {"record": record.to_dict()}
-        if op in self.extra_ops:
-            return await self.extra_ops[op](live, command)
-        raise errors.BadRequest(f"unknown command {op!r}")
+    def live_count(self) -> int:
+        return len(self.owner.live)
 
-    async def _restart(self, live: LiveSession, offer_sdp: str) -> Record:
-        """Restart the leg's ICE in place; the session gets a new ETag and ICE generation."""
-        try:
-            answer = await live.leg.restart(offer_sdp)
-        except InvalidOffer as exc:
-            raise errors.InvalidSdp(str(exc)) from exc
-        except RestartConflict as exc:
-            raise errors.Conflict(str(exc)) from exc
-        except LegFailed as exc:
-            raise errors.FramewireError(str(exc)) from exc
-        live.ice.restarted(time.time())
-        live.record.etag = new_etag()
-        live.record.remote_ufrag = ice_ufrag(offer_sdp)
-        await self.ports.sessions.put(live.record.session_id, live.record.to_dict())
-        return {"etag": live.record.etag, "answer": answer}
+    def open_legs(self) -> list[Leg]:
+        return self.legs.all()
+
+    def free_capacity(self) -> int:
+        return max(0, self.limits.max_sessions - len(self.legs.all()))
+
+    def models(self) -> list[ModelSpec]:
+        return self.content.registry.specs()
+
+    def model_ids(self) -> list[str]:
+        return [spec.id for spec in self.models()]
 
 
-def stale_generation() -> errors.PreconditionFailed:
-    return errors.PreconditionFailed(
-        "the candidates belong to another ICE generation (ufrag) than the current one"
-    )
-
-
-def ice_ufrag(sdp: str) -> str | None:
-    for line in sdp.splitlines():
-        if line.startswith("a=ice-ufrag:"):
-            return line[len("a=ice-ufrag:") :].strip()
-    return None
-
-
-def check_if_match(if_match: str | None, etag: str) -> None:
-    """WHIP's rules: no If-Match → 428; `*` matches (also quoted, `"*"`, as seed 000's curl
-    example sends it); otherwise one listed tag must be ours."""
-    if if_match is None or not if_match.strip():
+def require(if_match: list[str] | None) -> list[str]:
+    """ICE changes need an If-Match (the parsed header's tags): 428 without one."""
+    if if_match is None:
         raise errors.PreconditionRequired("PATCH requires an If-Match header with the session ETag")
-    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
-    if "*" in tags or '"*"' in tags or etag in tags:
-        return
-    raise errors.PreconditionFailed(
-        "If-Match does not match the current ICE session; GET the session for its ETag"
-    )
-
-
-def remote_error(data: Record) -> errors.FramewireError:
-    """Rebuild an error another instance raised, keeping its status and type."""
-    error = errors.FramewireError(data["detail"], headers=data.get("headers") or {})
-    error.status, error.slug, error.title = data["status"], data["slug"], data["title"]
-    return error
+    return if_match

@@ -7,28 +7,22 @@ a new one on each ICE restart."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from framewire import errors
-from framewire.media.leg import LegFailed
-from framewire.media.restart import RestartConflict, with_ice_credentials
-from framewire.media.signaling import InvalidCandidate, InvalidOffer, parse_candidate
+from framewire.media.restart import with_ice_credentials
 from framewire.media.viewer import UnusableCodec, ViewerLeg, open_viewer
+from framewire.models.base import Frame
+from framewire.sessions import commands as cmd
+from framewire.sessions.etags import check_tags, ice_ufrag, new_etag, stale_generation
 from framewire.sessions.live import LiveSession
 from framewire.sessions.record import SessionRecord
-from framewire.sessions.service import (
-    Patched,
-    SessionService,
-    check_if_match,
-    ice_ufrag,
-    new_etag,
-    stale_generation,
-)
+from framewire.sessions.service import Patched, SessionService, require
 from framewire.state.base import Record
 
-RETRY_AFTER_VIEWERS = "10"
+Fragment = tuple[str | None, str | None, list[Any]]
+"""An SDP fragment's ICE ufrag, pwd and candidates (`parse_sdpfrag`)."""
 
 
 @dataclass
@@ -45,18 +39,14 @@ class Viewers:
     def __init__(self, service: SessionService, max_viewers: int) -> None:
         self._service = service
         self._max_viewers = max_viewers
-        service.extra_ops.update(
-            {
-                "viewer_add": self._add,
-                "viewer_patch": self._patch,
-                "viewer_delete": self._delete,
-            }
-        )
+        service.owner.handle(cmd.AddViewer, self._add)
+        service.owner.handle(cmd.PatchViewer, self._patch)
+        service.owner.handle(cmd.RemoveViewer, self._remove)
 
     async def add(self, session_id: str, key_id: str, offer_sdp: str) -> ViewerAdded:
         """A new viewer of an active session (one not yet streaming is fine); 410 once ended."""
         record = await self._service.active(session_id, key_id)
-        reply = await self._service._on_owner(record, {"op": "viewer_add", "offer": offer_sdp})
+        reply = await self._service.owner.send(record.owner, cmd.AddViewer(session_id, offer_sdp))
         return ViewerAdded(record, reply["viewer_id"], reply["answer"], reply["etag"])
 
     async def patch(
@@ -64,89 +54,63 @@ class Viewers:
         session_id: str,
         viewer_id: str,
         key_id: str,
-        if_match: str | None,
-        fragment: tuple[str | None, str | None, list[dict[str, Any] | None]],
+        if_match: list[str] | None,
+        fragment: Fragment,
     ) -> Patched:
-        """Trickle (`204`) or, with new ICE credentials, restart (`200` + answer) a viewer's ICE."""
+        """Trickle (`204`) or, with new ICE credentials, restart (`200` + answer) a viewer's
+        ICE. The candidates are already checked (`parse_candidate`)."""
         record = await self._service.active(session_id, key_id)
         ufrag, pwd, candidates = fragment
-        for item in candidates:
-            if item is not None:
-                try:
-                    parse_candidate(item)
-                except InvalidCandidate as exc:
-                    raise errors.InvalidCandidates(str(exc)) from exc
-        reply = await self._service._on_owner(
-            record,
-            {
-                "op": "viewer_patch",
-                "viewer_id": viewer_id,
-                "if_match": if_match,
-                "ufrag": ufrag,
-                "pwd": pwd,
-                "candidates": candidates,
-            },
-        )
+        command = cmd.PatchViewer(session_id, viewer_id, require(if_match), candidates, ufrag, pwd)
+        reply = await self._service.owner.send(record.owner, command)
         return Patched(reply["etag"], reply.get("answer"))
 
-    async def delete(self, session_id: str, viewer_id: str, key_id: str) -> None:
+    async def remove(self, session_id: str, viewer_id: str, key_id: str) -> None:
         record = await self._service.active(session_id, key_id)
-        await self._service._on_owner(record, {"op": "viewer_delete", "viewer_id": viewer_id})
+        await self._service.owner.send(record.owner, cmd.RemoveViewer(session_id, viewer_id))
 
     # on the owner -----------------------------------------------------------------------
 
-    async def _add(self, live: LiveSession, command: Record) -> Record:
+    async def _add(
+        self, live: LiveSession, command: cmd.AddViewer, blob: bytes, frame: Frame | None
+    ) -> Record:
         if len(live.leg.viewers) >= self._max_viewers:
-            raise errors.TooManyViewers(
-                f"this session already has {self._max_viewers} viewers",
-                headers={"Retry-After": RETRY_AFTER_VIEWERS},
-            )
-        offer = command["offer"]
+            raise errors.TooManyViewers(f"this session already has {self._max_viewers} viewers")
         try:
-            viewer, answer = await open_viewer(live.leg, offer, self._service.legs.ice)
+            viewer, answer = await open_viewer(live.leg, command.offer, self._service.legs.ice)
         except UnusableCodec as exc:
             raise errors.NoUsableCodec(str(exc)) from exc
-        except InvalidOffer as exc:
-            raise errors.InvalidSdp(str(exc)) from exc
-        except LegFailed as exc:
-            raise errors.FramewireError(str(exc)) from exc
-        viewer.etag, viewer.remote_ufrag = new_etag(), ice_ufrag(offer)
+        viewer.etag, viewer.remote_ufrag = new_etag(), ice_ufrag(command.offer)
         return {"viewer_id": viewer.id, "answer": answer, "etag": viewer.etag}
 
-    def _viewer(self, live: LiveSession, viewer_id: str) -> ViewerLeg:
-        viewer = live.leg.viewers.get(viewer_id)
-        if not isinstance(viewer, ViewerLeg):
-            raise errors.NotFound(f"no viewer {viewer_id!r} of session {live.record.session_id}")
-        return viewer
-
-    async def _patch(self, live: LiveSession, command: Record) -> Record:
-        viewer = self._viewer(live, command["viewer_id"])
-        check_if_match(command["if_match"], viewer.etag)
+    async def _patch(
+        self, live: LiveSession, command: cmd.PatchViewer, blob: bytes, frame: Frame | None
+    ) -> Record:
+        viewer = viewer_of(live, command.viewer_id)
+        check_tags(command.if_match, viewer.etag)
         reply: Record = {"etag": viewer.etag}
-        ufrag, pwd = command["ufrag"], command["pwd"]
-        if ufrag is not None and ufrag != viewer.remote_ufrag:
+        if command.ufrag is not None and command.ufrag != viewer.remote_ufrag:
             previous = viewer.remote_sdp
-            if pwd is None or previous is None:
+            if command.pwd is None or previous is None:
                 raise stale_generation()
-            reply = await self._restart(viewer, with_ice_credentials(previous, ufrag, pwd))
-            viewer.remote_ufrag = ufrag
-        for item in command["candidates"]:
+            answer = await viewer.restart(
+                with_ice_credentials(previous, command.ufrag, command.pwd)
+            )
+            viewer.etag, viewer.remote_ufrag = new_etag(), command.ufrag
+            reply = {"etag": viewer.etag, "answer": answer}
+        for item in command.candidates:
             await viewer.add_candidate(item)
         return reply
 
-    async def _restart(self, viewer: ViewerLeg, offer: str) -> Record:
-        try:
-            answer = await viewer.restart(offer)
-        except InvalidOffer as exc:
-            raise errors.InvalidSdp(str(exc)) from exc
-        except RestartConflict as exc:
-            raise errors.Conflict(str(exc)) from exc
-        except LegFailed as exc:
-            raise errors.FramewireError(str(exc)) from exc
-        viewer.etag = new_etag()
-        return {"etag": viewer.etag, "answer": answer}
+    async def _remove(
+        self, live: LiveSession, command: cmd.RemoveViewer, blob: bytes, frame: Frame | None
+    ) -> Record:
+        await live.leg.close_viewer(viewer_of(live, command.viewer_id).id)
+        return {}
 
-    async def _delete(self, live: LiveSession, command: Record) -> Record:
-        viewer = self._viewer(live, command["viewer_id"])
-        await live.leg.close_viewer(viewer.id)
-        return {"ended_at": time.time()}
+
+def viewer_of(live: LiveSession, viewer_id: str) -> ViewerLeg:
+    viewer = live.leg.viewers.get(viewer_id)
+    if not isinstance(viewer, ViewerLeg):
+        raise errors.NotFound(f"no viewer {viewer_id!r} of session {live.record.session_id}")
+    return viewer

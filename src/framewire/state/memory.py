@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from framewire.state.base import CommandHandler, Event, Record
+from framewire.state.base import CommandHandler, Event, Fenced, Record
 
 
 class _Expiring:
@@ -31,7 +31,6 @@ class MemorySessionStore:
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
         self._ttl = _Expiring()
-        self._claims: dict[str, float] = {}
 
     async def get(self, session_id: str) -> Record | None:
         if self._ttl.expired(session_id):
@@ -41,20 +40,28 @@ class MemorySessionStore:
         return copy.deepcopy(record) if record is not None else None
 
     async def put(self, session_id: str, record: Record, ttl: float | None = None) -> None:
+        self.write(session_id, record, ttl)
+
+    async def update(self, session_id: str, record: Record) -> None:
+        self.fence(session_id, record)
+        self.write(session_id, record, None)
+
+    def write(self, session_id: str, record: Record, ttl: float | None) -> None:
         self._records[session_id] = copy.deepcopy(record)
         self._ttl.set(session_id, ttl)
         self._sweep()
 
+    def fence(self, session_id: str, record: Record) -> Record:
+        """The stored record, if `record`'s writer still holds the session; else Fenced."""
+        self._sweep()
+        stored = self._records.get(session_id)
+        if stored is None or stored["status"] != "active" or stored["epoch"] != record["epoch"]:
+            raise Fenced(session_id)
+        return stored
+
     async def ids_owned_by(self, instance_id: str) -> list[str]:
         self._sweep()
         return [sid for sid, r in self._records.items() if r.get("owner") == instance_id]
-
-    async def claim(self, session_id: str, ttl: float) -> bool:
-        now = time.monotonic()
-        if self._claims.get(session_id, 0.0) > now:
-            return False
-        self._claims[session_id] = now + ttl
-        return True
 
     def _sweep(self) -> None:
         for sid in [s for s in self._records if self._ttl.expired(s)]:
@@ -63,7 +70,9 @@ class MemorySessionStore:
 
 
 class MemoryEventLog:
-    def __init__(self) -> None:
+    def __init__(self, sessions: MemorySessionStore | None = None) -> None:
+        self._sessions = sessions
+        """Where an owner's fenced append checks its epoch (without it, appends are unfenced)."""
         self._events: dict[str, list[Event]] = defaultdict(list)
         self._changed: dict[str, asyncio.Condition] = {}
         self._ttl = _Expiring()
@@ -73,7 +82,9 @@ class MemoryEventLog:
             self._changed[session_id] = asyncio.Condition()
         return self._changed[session_id]
 
-    async def append(self, session_id: str, event: str, data: Any) -> int:
+    async def append(self, session_id: str, event: str, data: Any, epoch: int | None = None) -> int:
+        if epoch is not None and self._sessions is not None:
+            self._sessions.fence(session_id, {"epoch": epoch})
         log = self._events[session_id]
         entry = Event(len(log) + 1, event, copy.deepcopy(data))
         log.append(entry)
@@ -120,11 +131,13 @@ class MemoryCommandBus:
     async def serve(self, instance_id: str, handler: CommandHandler) -> None:
         self._handlers[instance_id] = handler
 
-    async def call(self, instance_id: str, command: Record, timeout: float) -> Record:
+    async def call(
+        self, instance_id: str, command: Record, timeout: float, blob: bytes = b""
+    ) -> Record:
         handler = self._handlers.get(instance_id)
         if handler is None:
             raise TimeoutError(f"instance {instance_id} does not answer")
-        return await asyncio.wait_for(handler(copy.deepcopy(command)), timeout)
+        return await asyncio.wait_for(handler(copy.deepcopy(command), blob), timeout)
 
     async def stop(self) -> None:
         self._handlers.clear()
@@ -141,7 +154,7 @@ class MemoryAccounts:
     async def balance(self, key_id: str) -> float | None:
         return self._balance.get(key_id)
 
-    async def charge(self, key_id: str, seconds: float) -> float | None:
+    def take(self, key_id: str, seconds: float) -> float | None:
         current = self._balance.get(key_id)
         if current is None:
             return None
@@ -156,6 +169,38 @@ class MemoryAccounts:
 
     async def release_slot(self, key_id: str) -> None:
         self._slots[key_id] = max(0, self._slots[key_id] - 1)
+
+
+class MemoryLedger:
+    """Fenced billing over the other memory ports. Each check-and-write runs without an await,
+    so on one event loop it is atomic; the end events are appended after the record is final."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self._state = state
+
+    async def charge(self, record: Record, seconds: float) -> float | None:
+        self._state.sessions.fence(record["session_id"], record)
+        self._state.sessions.write(record["session_id"], record, None)
+        return self._state.accounts.take(record["key_id"], seconds)
+
+    async def settle(
+        self, record: Record, ttl: float, events: list[tuple[str, Any]]
+    ) -> Record | None:
+        session_id = record["session_id"]
+        try:
+            stored = self._state.sessions.fence(session_id, record)
+        except Fenced:
+            return None
+        remaining = self._state.accounts.take(
+            record["key_id"], record["seconds"] - stored["charged"]
+        )
+        final = {**record, "epoch": record["epoch"] + 1, "credits_remaining": remaining}
+        self._state.sessions.write(session_id, final, ttl)
+        await self._state.accounts.release_slot(record["key_id"])
+        for event, data in events:
+            await self._state.events.append(session_id, event, data)
+        await self._state.events.expire(session_id, ttl)
+        return copy.deepcopy(final)
 
 
 class MemoryHeartbeats:
@@ -187,7 +232,11 @@ class MemoryState:
 
     def __init__(self) -> None:
         self.sessions = MemorySessionStore()
-        self.events = MemoryEventLog()
+        self.events = MemoryEventLog(self.sessions)
         self.commands = MemoryCommandBus()
         self.accounts = MemoryAccounts()
         self.heartbeats = MemoryHeartbeats()
+        self.ledger = MemoryLedger(self)
+
+    async def close(self) -> None:
+        """Nothing to release: the state lives as long as the objects do."""

@@ -1,4 +1,6 @@
-"""Prompt -> Look: the stylizer's vocabulary and the parser that reads a prompt into it.
+"""Prompt -> Look: the visual vocabulary (styles, strengths, colours) and the parser that reads a
+prompt into it. Neutral ground: the stylizer model renders a Look, the prompt enhancer (policy)
+words its expansions so they keep the same Look; neither imports the other.
 
 A Look is an immutable description of what to do to a frame (styles with amounts, tint colours,
 or a mild grade when nothing in the prompt is known). Parsing is pure and deterministic, so the
