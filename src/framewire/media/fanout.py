@@ -210,9 +210,12 @@ class Fanout:
             subscription.stop()
 
     async def close(self) -> None:
+        """Stop encoding, end every subscription and let go of the encoder and the source at
+        once (a 720p codec context holds megabytes; the senders may keep this object longer)."""
         self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._end_subscriptions()
+        self.encoder, self._source = None, None
