@@ -4,21 +4,22 @@
 
 A publisher (bench/latency.py's browser-like aiortc client) sends stamped 1280x720@20 frames to a
 `framewire` server in a child process and gets the output back on its own peer; N aiortc WHEP
-viewers watch the same session. For each N, on a fresh session, after a 2 s warm-up:
-- camera fps: frames the publisher sent per second; below 20 this process (publisher and
-  viewers) is itself short of CPU, and every figure after it is a measure of the machine's load;
+viewers watch the same session: the first in this process, decoding; the others in a child
+process of their own, counting the frames that reach them without decoding. For each N, on a
+fresh session, after a 2 s warm-up:
+- camera fps: frames the publisher sent per second; below 20 this process is itself short of
+  CPU, and every figure after it is a measure of the machine's load;
 - server CPU: the child process's user+system CPU seconds per wall second (`/proc/PID/stat`),
   and its ratio to the N=0 run (the session alone: model, decode and one encode);
 - round trip p50 (ms): the publisher's camera hand-off of frame K -> the decode of a frame
-  stamped K, at the publisher (its own peer) and at the first viewer, the one that decodes (the
-  others only count the frames that reach them, unless --decode-all);
+  stamped K, at the publisher (its own peer) and at the first viewer, the one that decodes;
 - viewer fps: frames per second per viewer (mean);
 - keyframes/s: keyframes the shared encoder made (asked for by receivers: a joining viewer, a
   PLI after loss), each costing several delta frames' encoding;
 - join ms: a viewer's WHEP POST -> its first decoded frame (the keyframe it asked for on joining);
 - encodes per model frame: the session's `frames_encoded` / `frames_out` over the window (1.0
   when every output frame is encoded once, however many receivers there are).
-The clients run in this process, so on a small machine they compete with the server for CPU:
+The clients run on the same machine, so on a small one they compete with the server for CPU:
 read the round trips with that in mind.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import queue
 import socket
@@ -47,6 +49,7 @@ from framewire.media.gathering import install_trickle
 from framewire.media.jitter import install_marker_release
 from framewire.rtc.stamp import luma, read_stamp
 
+SCRIPT = os.path.abspath(__file__)
 LATENCY_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "latency.py")
 WARMUP = 2.0
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -69,10 +72,10 @@ class CountingQueue(queue.Queue[Any]):
 
 class Watcher:
     """A WHEP viewer: decodes the session's output and times each stamped frame against the
-    publisher's camera; or, `light`, only counts the frames that arrive (no decoding), so that
-    ten viewers in this process don't starve the server of CPU."""
+    publisher's camera; or, `light`, only counts the frames that arrive (no decoding, no
+    publisher needed), so that ten viewers don't starve the server of CPU."""
 
-    def __init__(self, publisher: Client, light: bool = False) -> None:
+    def __init__(self, publisher: Client | None, light: bool = False) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         receiver = self.pc.addTransceiver("video", direction="recvonly").receiver
         self.counter: CountingQueue | None = None
@@ -101,15 +104,16 @@ class Watcher:
         install_marker_release(self.pc)  # as browsers do, and as the publisher does
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        self._reader = asyncio.get_running_loop().create_task(self._read(track))
+        if self.publisher is not None:  # a light viewer's track never gets a decoded frame
+            self._reader = asyncio.get_running_loop().create_task(self._read(track, self.publisher))
 
-    async def _read(self, track: MediaStreamTrack) -> None:
+    async def _read(self, track: MediaStreamTrack, publisher: Client) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
                 now = time.monotonic()
                 assert isinstance(frame, VideoFrame)
-                sent = self.publisher._sent_at(read_stamp(luma(frame)))
+                sent = publisher._sent_at(read_stamp(luma(frame)))
                 if sent is not None:
                     self.received.append((now, now - sent))
                     if not self.first_frame.is_set():
@@ -192,7 +196,42 @@ def window(samples: list[tuple[float, float]], start: float, end: float) -> list
     return [rtt * 1000 for t, rtt in samples if start <= t < end]
 
 
-async def measure(http: httpx.AsyncClient, pid: int, count: int, args: argparse.Namespace) -> Row:
+async def light_viewers(
+    url: str, session_id: str, count: int, hold: float
+) -> asyncio.subprocess.Process:
+    """`count` counting viewers in a child process of their own (so that their receive paths
+    don't take the publisher's CPU); it prints their join times, then, after `hold` seconds,
+    every frame's arrival time (CLOCK_MONOTONIC is the same clock in every process)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, SCRIPT, "--watch", session_id, "--url", url, "--count", str(count),
+        "--hold", str(hold), stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "BENCH_API_KEY": API_KEY},
+    )  # fmt: skip
+
+
+async def watch_child(args: argparse.Namespace) -> None:
+    """The child's side of `light_viewers`."""
+    watchers = [Watcher(None, light=True) for _ in range(args.count)]
+    key = os.environ["BENCH_API_KEY"]  # the parent's: each process draws its own API_KEY
+    async with httpx.AsyncClient(base_url=args.url, headers={"x-api-key": key}) as http:
+        for watcher in watchers:
+            await watcher.watch(http, args.watch)
+    joins = list(await asyncio.gather(*(w.joined() for w in watchers)))
+    print(json.dumps({"joins": joins}), flush=True)
+    await asyncio.sleep(args.hold)
+    arrivals = [w.counter.arrivals if w.counter else [] for w in watchers]
+    print(json.dumps({"arrivals": arrivals}), flush=True)
+    await asyncio.gather(*(w.close() for w in watchers))
+
+
+async def line_of(process: asyncio.subprocess.Process) -> Any:
+    assert process.stdout is not None
+    return json.loads(await asyncio.wait_for(process.stdout.readline(), 120))
+
+
+async def measure(
+    http: httpx.AsyncClient, url: str, pid: int, count: int, args: argparse.Namespace
+) -> Row:
     publisher = Client(browser_like=True)
     offer = await publisher.offer()
     created = await http.post(
@@ -203,24 +242,31 @@ async def measure(http: httpx.AsyncClient, pid: int, count: int, args: argparse.
     session_id = created.json()["session_id"]
     await publisher.accept(created.json()["sdp"]["sdp"])
     await asyncio.wait_for(publisher.first_frame.wait(), 30)
-    watchers = [Watcher(publisher, light=i > 0 and not args.decode_all) for i in range(count)]
+    watchers = [Watcher(publisher)] if count else []
+    child = None
     try:
         for watcher in watchers:
             await watcher.watch(http, session_id)
         joins = list(await asyncio.gather(*(w.joined() for w in watchers)))
+        if count > 1:
+            child = await light_viewers(url, session_id, count - 1, WARMUP + args.seconds + 1)
+            joins += (await line_of(child))["joins"]
         await asyncio.sleep(WARMUP)
-        url = f"/v1/realtime/sessions/{session_id}"
-        before, cpu_before = (await http.get(url)).json()["stats"], cpu_seconds(pid)
+        path = f"/v1/realtime/sessions/{session_id}"
+        before, cpu_before = (await http.get(path)).json()["stats"], cpu_seconds(pid)
         start = time.monotonic()
         await asyncio.sleep(args.seconds)
         end = time.monotonic()
-        after, cpu_after = (await http.get(url)).json()["stats"], cpu_seconds(pid)
+        after, cpu_after = (await http.get(path)).json()["stats"], cpu_seconds(pid)
         row = Row(count, cpu=(cpu_after - cpu_before) / (end - start), joins=joins)
         row.publisher_rtts = window(publisher.received, start, end)
         row.viewer_rtts = [r for w in watchers for r in window(w.received, start, end)]
-        if watchers:
-            counted = sum(w.frames_between(start, end) for w in watchers)
-            row.viewer_fps = counted / len(watchers) / (end - start)
+        counted = sum(w.frames_between(start, end) for w in watchers)
+        if child is not None:
+            for arrivals in (await line_of(child))["arrivals"]:
+                counted += sum(1 for t in arrivals if start <= t < end)
+        if count:
+            row.viewer_fps = counted / count / (end - start)
         frames = after["frames_out"] - before["frames_out"]
         row.output_fps = frames / (end - start)
         keyframes = after["keyframes_encoded"] - before["keyframes_encoded"]
@@ -230,9 +276,13 @@ async def measure(http: httpx.AsyncClient, pid: int, count: int, args: argparse.
         row.encodes_per_frame = (after["frames_encoded"] - before["frames_encoded"]) / max(
             1, frames
         )
-        await http.delete(url)
+        await http.delete(path)
         return row
     finally:
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()
+            await child.wait()
         await asyncio.gather(*(w.close() for w in watchers))
         await publisher.close()
 
@@ -284,7 +334,7 @@ async def bench(args: argparse.Namespace) -> None:
         httpx.AsyncClient(base_url=url, headers={"x-api-key": API_KEY}, timeout=30) as http,
     ):
         for count in counts:
-            rows.append(await measure(http, pid, count, args))
+            rows.append(await measure(http, url, pid, count, args))
             print(f"  done {count} viewers")
     report(rows)
 
@@ -295,12 +345,12 @@ def main() -> None:
     parser.add_argument("--viewers", default="0,1,5,10", help="comma-separated viewer counts")
     parser.add_argument("--model", default=PASSTHROUGH_720P, help="lucy_2_rt or passthrough_720p20")
     parser.add_argument("--prompt", default=None, help="the session's prompt (lucy_2_rt)")
-    parser.add_argument(
-        "--decode-all",
-        action="store_true",
-        help="every viewer decodes (default: the first decodes for round trips, the others count)",
-    )
-    asyncio.run(bench(parser.parse_args()))
+    parser.add_argument("--watch", help=argparse.SUPPRESS)  # the light viewers' child process
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--hold", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    asyncio.run(watch_child(args) if args.watch else bench(args))
 
 
 if __name__ == "__main__":
