@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := redis-server chromium coturn ffmpeg iproute2 python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-nice gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+TORCH ?= torch==2.13.0
+# The tests run the diffusers backend on the CPU: pin the torch build (2.13.0 installs as the CPU
+# wheel here; an unpinned torch pulls a CUDA build of several GB). GPU users: TORCH=torch.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install system demo test lint typecheck unit bench clean
@@ -18,7 +21,7 @@ $(VENV)/.runtime: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,diffusers]' $(TORCH)
 	touch $@
 
 install: $(VENV)/.dev

@@ -4,7 +4,8 @@
         [--backend NAME]
 
 Runs every style the Stylizer knows (passthrough is the baseline) on a photo-like synthetic
-scene that changes every frame (it pans), and prints p50/p95 milliseconds per frame. The
+scene that changes every frame (it pans), and prints p50/p95 milliseconds per frame (wall) and
+the mean CPU milliseconds per frame (what a loaded machine distorts least). The
 media layer calls `process` from one worker thread per leg, so `--threads 1` (cv2's own thread
 pool off) is the number that matters when legs share the cores. `--backend NAME` runs the same
 prompts on another backend (a plugin's entry-point name) at lucy_2_rt's size instead.
@@ -13,12 +14,24 @@ A second table prints what the server spends per frame around the model at that 
 decoded frame to the model's BGR input (same size, and scaled up from 320x240), the model's
 output to the encoder (the frame loop's cv2 yuv420p conversion beside the encoder-side swscale
 it replaces), and VP8 / H.264 encoding at the leg's bitrate policy, VP8 decoding.
+
+A third table is the flicker of every style: the mean absolute frame-to-frame change (0-255) of
+the output on (a) a still photograph with camera noise (sigma 2.5 per channel, new every frame)
+and (b) the same photograph panning slowly (2 px a frame, noise too), next to the input's own;
+the target is output <= 1.2 x input. The photograph is matplotlib's sample portrait
+(`pip install matplotlib`; the synthetic scene otherwise).
+
+A fourth table (`--tables diffusers`, needs `framewire[diffusers]`) times the diffusers backend
+on the CPU with the tests' tiny random-weight components: ms per batch and per frame.
+
+    python bench/models.py --tables flicker,diffusers
 """
 
 from __future__ import annotations
 
 import argparse
 import fractions
+import itertools
 import math
 import statistics
 import time
@@ -40,7 +53,8 @@ from framewire.media.codecs import (
 )
 from framewire.media.frameloop import encodable
 from framewire.models.base import Frame, FrameModel
-from framewire.models.registry import ModelRegistry
+from framewire.models.registry import ModelRegistry, is_shared
+from framewire.models.stylizer import Stylizer
 
 CASES: list[tuple[str, str, bool]] = [
     ("passthrough", "", False),
@@ -59,6 +73,20 @@ CASES: list[tuple[str, str, bool]] = [
     ("lucy_2_rt", "very anime, neon, purple", True),
 ]
 """(model id, prompt, with a reference image); an empty prompt gets the fallback grade."""
+
+
+FLICKER_PROMPTS = [
+    "anime",
+    "watercolor",
+    "pencil sketch",
+    "cyberpunk neon",
+    "thermal",
+    "film noir",
+    "sepia",
+    "teal and orange",
+    "",
+]
+"""One prompt per style, a tint, and the fallback grade."""
 
 
 def scene(width: int, height: int) -> Frame:
@@ -154,6 +182,97 @@ def frame_loop_table(views: list[Frame], width: int, height: int, frames: int) -
     print(f"{'VP8 decode':<44} {p50:7.2f} {p95:7.2f}")
 
 
+def photo(width: int, height: int, extra_width: int) -> Frame:
+    """A real portrait (matplotlib's sample data), scaled to cover width + extra_width."""
+    try:
+        from matplotlib import cbook
+    except ImportError:
+        return scene(width + extra_width, height)[:, : width + extra_width]
+    image = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    wide = width + extra_width
+    tall = max(height, round(image.shape[0] * wide / image.shape[1]))
+    scaled = cv2.resize(image, (wide, tall), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(scaled[:height])
+
+
+def flicker(frames: list[Frame]) -> float:
+    """Mean absolute change between successive frames, 0-255."""
+    return float(
+        np.mean([np.abs(a.astype(np.int16) - b).mean() for a, b in itertools.pairwise(frames)])
+    )
+
+
+def flicker_scenes(width: int, height: int, count: int) -> dict[str, list[Frame]]:
+    rng = np.random.default_rng(0)
+    canvas = photo(width, height, 2 * count)
+
+    def with_noise(frame: Frame) -> Frame:
+        return np.clip(frame + rng.normal(0.0, 2.5, frame.shape), 0, 255).astype(np.uint8)
+
+    still = np.ascontiguousarray(canvas[:, :width])
+    return {
+        "still + noise": [with_noise(still) for _ in range(count)],
+        "slow pan": [with_noise(canvas[:, 2 * i : 2 * i + width]) for i in range(count)],
+    }
+
+
+def flicker_table(registry: ModelRegistry, width: int, height: int, count: int) -> None:
+    scenes = flicker_scenes(width, height, count)
+    inputs = {name: flicker(frames) for name, frames in scenes.items()}
+    print(f"\nflicker (mean |frame-to-frame change|, 0-255), {width}x{height}, {count} frames")
+    header = "".join(f" {name:>15} {'x input':>8}" for name in scenes)
+    print(f"{'prompt':<18}{header} {'<= 1.2x':>8}")
+    cells = "".join(f" {inputs[name]:15.2f} {1.0:8.2f}" for name in scenes)
+    print(f"{'(input)':<18}{cells}")
+    for prompt in FLICKER_PROMPTS:
+        ratios = []
+        for name, frames in scenes.items():
+            model = registry.create("lucy_2_rt")
+            assert isinstance(model, Stylizer)
+            model.set_prompt(prompt)
+            ratios.append(flicker([model.process(frame) for frame in frames]) / inputs[name])
+        cells = "".join(
+            f" {r * inputs[n]:15.2f} {r:8.2f}" for n, r in zip(scenes, ratios, strict=True)
+        )
+        verdict = "yes" if max(ratios) <= 1.2 else "NO"
+        print(f"{prompt or '(grade)':<18}{cells} {verdict:>8}")
+
+
+def diffusion_table(width: int, height: int, frames: int) -> None:
+    """The diffusers backend on the CPU, tiny random weights (framewire.models.diffusion_tiny)."""
+    import tempfile
+    from pathlib import Path
+
+    from framewire.models.base import ModelSpec
+    from framewire.models.diffusion import DiffusionModel
+    from framewire.models.diffusion_tiny import build
+
+    with tempfile.TemporaryDirectory() as folder:
+        model_dir, vae_dir = build(Path(folder))
+        options = {"model": str(model_dir), "tiny_vae": str(vae_dir), "skip_threshold": 0.0}
+        spec = ModelSpec("tiny", 10, width, height, False, "diffusers", options=options)
+        model = DiffusionModel(spec)
+        model.warm_up()
+        views = pans(scene(width * 2, height), width)
+        print(f"\ndiffusers backend, tiny random weights, CPU, {width}x{height}")
+        print("(wall p50, and CPU time of all threads per call: the load-independent figure)")
+        columns = ("wall ms/batch", "ms/frame", "CPU ms/batch", "ms/frame")
+        print(f"{'batch':>5} " + " ".join(f"{c:>13}" for c in columns))
+        rgb = [np.ascontiguousarray(v[..., ::-1]) for v in views]
+        for size in (1, 2, 4):
+            sessions = [model.condition(f"prompt {n}", None) for n in range(size)]
+
+            def step(i: int, size: int = size, sessions: list = sessions) -> object:
+                batch = [rgb[(i + n) % len(rgb)] for n in range(size)]
+                return model.process_batch(batch, sessions)
+
+            cpu_start = time.process_time()
+            p50, _ = percentiles(timed(step, frames))
+            cpu = (time.process_time() - cpu_start) * 1000.0 / (frames + 3)
+            values = (p50, p50 / size, cpu, cpu / size)
+            print(f"{size:>5} " + " ".join(f"{v:13.1f}" for v in values))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=60)
@@ -163,29 +282,51 @@ def main() -> None:
         "--threads", type=int, default=1, help="cv2.setNumThreads; 0 = cv2's default"
     )
     parser.add_argument("--backend", help="run the lucy_2_rt cases on this model backend")
+    parser.add_argument(
+        "--tables",
+        default="speed,loop,flicker",
+        help="comma-separated: speed, loop, flicker, diffusers",
+    )
     args = parser.parse_args()
+    tables = set(args.tables.split(","))
     if args.threads:
         cv2.setNumThreads(args.threads)
 
     registry = ModelRegistry.default()
     if args.backend:
         registry.register(replace(registry.get("lucy_2_rt"), backend=args.backend))
+    if "speed" in tables or "loop" in tables:
+        speed_tables(registry, args, tables)
+    if "flicker" in tables:
+        flicker_table(registry, args.width, args.height, min(args.frames, 40))
+    if "diffusers" in tables:
+        diffusion_table(256, 256, min(args.frames, 20))
+
+
+def speed_tables(registry: ModelRegistry, args: argparse.Namespace, tables: set[str]) -> None:
+    """Per-style cost, and the frame loop's steps around the model."""
     canvas = scene(args.width, args.height)
     views = pans(canvas, args.width)
     grey = cv2.cvtColor(canvas[:, : args.width], cv2.COLOR_BGR2GRAY)
     reference = np.asarray(cv2.applyColorMap(grey, cv2.COLORMAP_AUTUMN), dtype=np.uint8)
     print(f"{args.width}x{args.height}, {args.frames} frames, cv2 threads {cv2.getNumThreads()}")
-    print(f"{'model':<12} {'prompt':<28} {'image':<6} {'p50 ms':>7} {'p95 ms':>7}")
+    if "speed" not in tables:
+        frame_loop_table(views, args.width, args.height, args.frames)
+        return
+    print(f"{'model':<12} {'prompt':<28} {'image':<6} {'p50 ms':>7} {'p95 ms':>7} {'CPU ms':>7}")
     for model_id, prompt, with_image in CASES:
         model = registry.create(model_id)
+        assert not is_shared(model), "this table times v1 backends"
         model.set_prompt(prompt)
         model.set_image(reference if with_image else None)
+        cpu_start = time.process_time()
         p50, p95 = percentiles(measure(model, views, args.frames))
+        cpu = (time.process_time() - cpu_start) * 1000.0 / (args.frames + 3)
         label = (prompt or "(grade)") if model_id != "passthrough" else "-"
-        print(
-            f"{model_id:<12} {label:<28} {'yes' if with_image else 'no':<6} {p50:7.1f} {p95:7.1f}"
-        )
-    frame_loop_table(views, args.width, args.height, args.frames)
+        image = "yes" if with_image else "no"
+        print(f"{model_id:<12} {label:<28} {image:<6} {p50:7.1f} {p95:7.1f} {cpu:7.1f}")
+    if "loop" in tables:
+        frame_loop_table(views, args.width, args.height, args.frames)
 
 
 if __name__ == "__main__":

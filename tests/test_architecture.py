@@ -18,16 +18,16 @@ RANK = {
     "sessions": 3,
     "media": 2,
     "models": 1, "policy": 1, "state": 1, "config": 1, "errors": 1, "vocabulary": 1, "rtc": 1,
-    "settings_view": 1, "__init__": 1,
+    "settings_view": 1, "plugins": 1, "__init__": 1,
 }  # fmt: skip
 SIBLINGS = {
     "settings_view": {"config"},
-    "models": {"vocabulary"},
-    "policy": {"models.base", "vocabulary"},
+    "models": {"vocabulary", "plugins"},
+    "policy": {"models.base", "vocabulary", "plugins"},
 }
 """What the bottom layer may take from its own rank: a model and the prompt enhancer share the
 vocabulary; policy knows the model contract, never a model; the settings' printable view reads
-the settings."""
+the settings; models and policy find their plug-ins by the one lookup in `plugins`."""
 ADAPTERS = ("framewire.state.memory", "framewire.state.redis")
 
 

@@ -32,8 +32,11 @@ def test_make_demo_installs_the_runtime_only(tmp_path: Path) -> None:
 
 
 def test_make_install_adds_the_development_tools(tmp_path: Path) -> None:
+    """With the diffusers extra the tests run on the CPU, and torch pinned to the version whose
+    CPU build installs here (an unpinned torch pulls a CUDA build of several GB)."""
     commands = plan("install", tmp_path)
-    assert f"{tmp_path / 'fresh'}/bin/pip install --quiet -e '.[dev]'" in commands
+    pip = f"{tmp_path / 'fresh'}/bin/pip install --quiet -e '.[dev,diffusers]' torch==2.13.0"
+    assert pip in commands
 
 
 def test_the_package_license_is_an_spdx_string() -> None:

@@ -11,6 +11,7 @@ import importlib
 import logging
 import socket
 import sys
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
@@ -30,14 +31,15 @@ SETTINGS_POINTER = (
 SERVE_EXIT = """\
 exit status:
   0  stopped (Ctrl-C or SIGTERM), or --check printed a valid configuration
-  2  usage error, or an invalid FRAMEWIRE_* setting (the message names it)
+  2  usage error, an invalid FRAMEWIRE_* setting (the message names it), or a models file,
+     model backend, enhancer or moderator that cannot load (file, model id and field named)
   3  cannot listen on HOST:PORT (e.g. the port is in use); nothing was started"""
 CANNOT_LISTEN = 3
 
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        settings = Settings()
+        settings = Settings() if args.models is None else Settings(models=args.models)
     except ValidationError as exc:
         problems = "; ".join(
             f"FRAMEWIRE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
@@ -45,23 +47,46 @@ def serve(args: argparse.Namespace) -> int:
         print(f"framewire serve: invalid setting: {problems}", file=sys.stderr)
         return 2
     if args.check:
-        for name, value in effective_settings(settings):
-            print(f"{name}={value}")
-        return 0
+        return _check(settings)
     reason = _cannot_listen(args.host, args.port)
     if reason is not None:
         where = f"{args.host}:{args.port}"
         print(f"framewire serve: cannot listen on {where}: {reason}", file=sys.stderr)
         return CANNOT_LISTEN
     from framewire.api.app import create_app
+    from framewire.models.catalog import ModelsFileError
+    from framewire.policy.plugins import PolicyPluginError
 
+    try:
+        app = create_app(settings)
+    except (ModelsFileError, PolicyPluginError) as exc:
+        print(f"framewire serve: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         timeout_graceful_shutdown=5,
     )
+    return 0
+
+
+def _check(settings: Settings) -> int:
+    """`serve --check`: the effective settings, and the models file read and checked (not
+    loaded: no weights are read)."""
+    from framewire.models.catalog import ModelsFileError, load_catalog
+
+    for name, value in effective_settings(settings):
+        print(f"{name}={value}")
+    if settings.models is None:
+        return 0
+    try:
+        ids = [spec.id for spec in load_catalog(settings.models).specs]
+    except ModelsFileError as exc:
+        print(f"framewire serve: {exc}", file=sys.stderr)
+        return 2
+    print(f"models: {', '.join(ids)}")
     return 0
 
 
@@ -106,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         choices=("critical", "error", "warning", "info", "debug", "trace"),
         help="log level (default: info)",
+    )
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TOML file declaring the model ids to serve (default: FRAMEWIRE_MODELS, else the"
+        " built-in ids)",
     )
     p.add_argument(
         "--check",

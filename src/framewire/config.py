@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
@@ -46,6 +47,12 @@ class Settings(BaseSettings):
     """WHEP viewers one session may have at once; beyond it 429."""
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     """Origins whose pages may call the API (WHIP/WHEP players); keys travel in headers only."""
+    models: Path | None = None
+    """A models file (TOML) declaring the model ids served; the built-in ids when unset."""
+    enhancer: str | None = None
+    """Prompt enhancer plug-in: an entry point in `framewire.enhancers` or `module:attr`."""
+    moderator: str | None = None
+    """Moderator plug-in: an entry point in `framewire.moderators` or `module:attr`."""
     # Not in SPEC §5's table but tunable for tests and small deployments.
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)

@@ -80,16 +80,20 @@ def test_sepia_tones_everything_orange_brown(scene: Frame, prompt: str) -> None:
     assert in_band.mean() > 0.95
 
 
-def test_anime_draws_bold_outlines_and_flattens(scene: Frame) -> None:
+def test_anime_outlines_region_borders_and_flattens_texture(scene: Frame) -> None:
     out = stylize(scene, "anime")
-    graded = stylize(scene, "zxqv")
-    assert edge_density(out) > 1.5 * edge_density(graded)
-    assert edge_density(out) > 1.5 * edge_density(scene)
-    dark = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY) < 50
-    assert dark.mean() > 10 * (cv2.cvtColor(scene, cv2.COLOR_BGR2GRAY) < 50).mean()
-    grass = (slice(330, 355), slice(260, 440))
+    grey_out = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)
     grey_in = cv2.cvtColor(scene, cv2.COLOR_BGR2GRAY)
-    assert cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)[grass].std() < 0.5 * grey_in[grass].std()
+    assert edge_density(out) > 1.2 * edge_density(stylize(scene, "zxqv"))
+    dark = grey_out < 50
+    assert dark.mean() > 10 * (grey_in < 50).mean()
+    # Ink along the borders of big regions: the blue card's left edge (x 75, y 280..330).
+    card_border = dark[285:325, 68:82]
+    assert card_border.any(axis=1).mean() > 0.6
+    # Texture gets no lines and flattens: the grass is near one colour, without ink specks.
+    grass = (slice(330, 355), slice(260, 440))
+    assert grey_out[grass].std() < 0.5 * grey_in[grass].std()
+    assert dark[grass].mean() < 0.01
 
 
 def test_anime_makes_colours_vivid(scene: Frame) -> None:
@@ -101,7 +105,7 @@ def test_sketch_is_grey_strokes_on_white_paper(scene: Frame, prompt: str) -> Non
     out = stylize(scene, prompt)
     assert mean_saturation(out) < 20
     assert np.median(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)) > 200
-    assert edge_density(out) > 1.3 * edge_density(stylize(scene, "zxqv"))
+    assert edge_density(out) > 1.2 * edge_density(stylize(scene, "zxqv"))
 
 
 def test_cyberpunk_splits_hues_into_magenta_and_cyan(scene: Frame) -> None:

@@ -22,9 +22,9 @@ from framewire.config import Settings
 from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
 from framewire.media.turn import TURN_TTL_MARGIN, turn_server
+from framewire.models.catalog import Catalog, load_catalog
 from framewire.models.registry import ModelRegistry
-from framewire.policy.enhance import KeywordEnhancer
-from framewire.policy.moderation import DefaultModerator
+from framewire.policy.plugins import build_enhancer, build_moderator
 from framewire.sessions.content import Content
 from framewire.sessions.ports import Limits, Ports
 from framewire.sessions.service import SessionService
@@ -45,19 +45,22 @@ def create_app(
     settings: Settings | None = None,
     state: State | None = None,
     registry: ModelRegistry | None = None,
+    catalog: Catalog | None = None,
 ) -> FastAPI:
     """Build one framewire instance. `state` may be shared by several apps (memory scale-out in
-    one process); by default each app has its own, in Redis when `FRAMEWIRE_REDIS_URL` is set."""
+    one process); by default each app has its own, in Redis when `FRAMEWIRE_REDIS_URL` is set.
+    The model ids come from `registry`, else `catalog`, else the models file of the settings,
+    else the built-ins. Raises ModelsFileError / PolicyPluginError when those cannot load."""
     settings = settings or Settings()
+    content = content_checks(settings, registry, catalog)
     if not settings.api_keys:
         dev_key = "fw_dev_" + secrets.token_urlsafe(18)
         settings.api_keys = {dev_key: None}
         log.warning("FRAMEWIRE_API_KEYS is not set: development key %s", dev_key)
     shared = state if state is not None else open_state(settings.redis_url)
-    registry = registry or ModelRegistry.default()
-    legs = open_legs(settings, registry)
+    legs = open_legs(settings, content.registry)
     api_keys = ApiKeys(settings.api_keys)
-    service = session_service(settings, shared, legs, registry)
+    service = session_service(settings, shared, legs, content)
 
     async def heartbeat() -> None:
         await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
@@ -130,8 +133,31 @@ def open_legs(settings: Settings, registry: ModelRegistry) -> Legs:
     )
 
 
+def content_checks(
+    settings: Settings, registry: ModelRegistry | None, catalog: Catalog | None
+) -> Content:
+    """The model ids served (a shared model in a models file is loaded here) and the
+    moderator and enhancer: the models file's plug-ins, else the settings', else the built-ins."""
+    if catalog is None and settings.models is not None:
+        catalog = load_catalog(settings.models)
+    registry = registry or (catalog.start() if catalog else ModelRegistry.default())
+    enhancer = catalog.enhancer if catalog else None
+    moderator = catalog.moderator if catalog else None
+    return Content(
+        registry,
+        build_moderator(
+            moderator.name if moderator else settings.moderator,
+            moderator.options if moderator else {},
+            settings.blocked_terms,
+        ),
+        build_enhancer(
+            enhancer.name if enhancer else settings.enhancer, enhancer.options if enhancer else {}
+        ),
+    )
+
+
 def session_service(
-    settings: Settings, shared: State, legs: Legs, registry: ModelRegistry
+    settings: Settings, shared: State, legs: Legs, content: Content
 ) -> SessionService:
     ports = Ports(
         shared.sessions,
@@ -145,7 +171,7 @@ def session_service(
         settings.instance_id,
         ports,
         legs,
-        Content(registry, DefaultModerator(settings.blocked_terms), KeywordEnhancer()),
+        content,
         EventTokens(settings.secret),
         Limits(
             max_duration=settings.max_duration,

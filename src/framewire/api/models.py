@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -15,4 +13,4 @@ router = APIRouter(tags=["models"])
 @router.get("/v1/models")
 async def list_models(request: Request) -> JSONResponse:
     service: SessionService = request.app.state.sessions
-    return JSONResponse({"models": [asdict(spec) for spec in service.models()]})
+    return JSONResponse({"models": [spec.public() for spec in service.models()]})

@@ -156,47 +156,32 @@ def drain(track: MediaStreamTrack) -> asyncio.Task[None]:
     return asyncio.get_running_loop().create_task(run())
 
 
-class ModelTrack(MediaStreamTrack):
-    """The outbound video: each `recv` takes the newest inbound frame through the model."""
+class PacedTrack(MediaStreamTrack):
+    """The outbound video: each `recv` takes the newest admitted inbound frame through
+    `_process` (a model of one leg here, a shared batched model in `media.batching`)."""
 
     kind = "video"
 
     def __init__(
         self,
         reader: LatestFrameReader,
-        model: FrameModel,
         spec: ModelSpec,
-        executor: Executor,
         stats: FrameStats,
         on_first_frame: Callable[[], None],
         on_fault: Callable[[str], None],
     ) -> None:
         super().__init__()
         self._reader = reader
-        self._model = model
         self._spec = spec
-        self._executor = executor
         self._stats = stats
         self._on_first_frame = on_first_frame
         self._on_fault = on_fault
         self._pacer = FramePacer(spec.fps)
-        self._reformatter = VideoReformatter()
         self._start: float | None = None
 
-    @property
-    def model(self) -> FrameModel:
-        return self._model
-
-    def _transform(self, frame: VideoFrame) -> VideoFrame:
-        """Worker thread: inbound frame -> model input (spec size, BGR) -> model -> encoder."""
-        spec = self._spec
-        bgr = self._reformatter.reformat(
-            frame, width=spec.width, height=spec.height, format="bgr24"
-        )
-        image = self._model.process(np.asarray(bgr.to_ndarray(), dtype=np.uint8))
-        if image.shape != (spec.height, spec.width, 3) or image.dtype != np.uint8:
-            raise ValueError(f"model returned {image.dtype} {image.shape}, not the spec's frame")
-        return encodable(image)
+    async def _process(self, frame: VideoFrame) -> VideoFrame:
+        """Inbound frame -> encodable model output, off the event loop."""
+        raise NotImplementedError
 
     async def _next_admitted(self) -> tuple[VideoFrame, float]:
         """The newest inbound frame the pacer lets through."""
@@ -210,9 +195,8 @@ class ModelTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         frame, arrived = await self._next_admitted()
-        loop = asyncio.get_running_loop()
         try:
-            out = await loop.run_in_executor(self._executor, self._transform, frame)
+            out = await self._process(frame)
         except StreamViolation as exc:
             self._on_fault("moderation_violation")
             self.stop()
@@ -231,3 +215,41 @@ class ModelTrack(MediaStreamTrack):
         self._stats.frames_out += 1
         self._stats.record_latency(now - arrived)
         return out
+
+
+class ModelTrack(PacedTrack):
+    """A leg's own model (contract v1), run on each frame in a worker thread."""
+
+    def __init__(
+        self,
+        reader: LatestFrameReader,
+        model: FrameModel,
+        spec: ModelSpec,
+        executor: Executor,
+        stats: FrameStats,
+        on_first_frame: Callable[[], None],
+        on_fault: Callable[[str], None],
+    ) -> None:
+        super().__init__(reader, spec, stats, on_first_frame, on_fault)
+        self._model = model
+        self._executor = executor
+        self._reformatter = VideoReformatter()
+
+    @property
+    def model(self) -> FrameModel:
+        return self._model
+
+    def _transform(self, frame: VideoFrame) -> VideoFrame:
+        """Worker thread: inbound frame -> model input (spec size, BGR) -> model -> encoder."""
+        spec = self._spec
+        bgr = self._reformatter.reformat(
+            frame, width=spec.width, height=spec.height, format="bgr24"
+        )
+        image = self._model.process(np.asarray(bgr.to_ndarray(), dtype=np.uint8))
+        if image.shape != (spec.height, spec.width, 3) or image.dtype != np.uint8:
+            raise ValueError(f"model returned {image.dtype} {image.shape}, not the spec's frame")
+        return encodable(image)
+
+    async def _process(self, frame: VideoFrame) -> VideoFrame:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._transform, frame)

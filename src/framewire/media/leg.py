@@ -20,10 +20,17 @@ from aiortc import (
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
+from framewire.media.batching import BatchedTrack, BatchSlot
 from framewire.media.codecs import BitratePolicy
 from framewire.media.dtls import answer_as_dtls_server
 from framewire.media.fanout import Fanout, Subscription
-from framewire.media.frameloop import FrameStats, LatestFrameReader, ModelTrack, drain
+from framewire.media.frameloop import (
+    FrameStats,
+    LatestFrameReader,
+    ModelTrack,
+    PacedTrack,
+    drain,
+)
 from framewire.media.gathering import TrickleGatherer, install_trickle
 from framewire.media.jitter import install_marker_release
 from framewire.media.restart import IceRestarter, RestartConflict
@@ -77,7 +84,7 @@ class Leg:
         self,
         leg_id: str,
         spec: ModelSpec,
-        model: FrameModel,
+        model: FrameModel | BatchSlot,
         executor: Executor,
         ice: IceOptions,
     ) -> None:
@@ -134,7 +141,7 @@ class Leg:
         return str(self._pc.iceConnectionState)
 
     @property
-    def model(self) -> FrameModel:
+    def model(self) -> FrameModel | BatchSlot:
         return self._model
 
     @property
@@ -234,20 +241,22 @@ class Leg:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "video" and self._reader is None:
             self._reader = LatestFrameReader(track, self.stats)
-            self.fanout.feed(
-                ModelTrack(
-                    self._reader,
-                    self._model,
-                    self.spec,
-                    self._executor,
-                    self.stats,
-                    lambda: self._notify("on_first_frame"),
-                    self._on_fault,
-                )
-            )
+            self.fanout.feed(self._model_track(self._reader))
             self._pc.addTrack(self.fanout.subscribe())
         else:
             self._tasks.append(drain(track))
+
+    def _model_track(self, reader: LatestFrameReader) -> PacedTrack:
+        def first() -> None:
+            self._notify("on_first_frame")
+
+        if isinstance(self._model, BatchSlot):
+            return BatchedTrack(
+                reader, self._model, self._executor, self.stats, first, self._on_fault
+            )
+        return ModelTrack(
+            reader, self._model, self.spec, self._executor, self.stats, first, self._on_fault
+        )
 
     def _on_fault(self, reason: str) -> None:
         self._end(reason)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
+from framewire.media.batching import BatchRunner, BatchSlot
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
-from framewire.models.base import Frame
-from framewire.models.registry import ModelRegistry
+from framewire.models.base import Frame, FrameModel, ModelSpec, SharedModel
+from framewire.models.registry import ModelRegistry, is_shared
 
 
 class LegNotFound(KeyError):
@@ -32,6 +35,7 @@ class Legs:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
         self._legs: dict[str, Leg] = {}
         self._reserved = 0
+        self._runners: dict[str, BatchRunner] = {}
 
     async def open(
         self,
@@ -46,9 +50,10 @@ class Legs:
         LegFailed; nothing is left behind on failure. `owner`: the key id of a bare leg."""
         spec = self.registry.get(model_id)
         try:
-            model = self.registry.create(model_id)
+            made = await asyncio.to_thread(self.registry.create, model_id)
         except Exception as exc:  # a plugin backend may fail any way (missing, no GPU, ...)
             raise LegFailed(f"model {model_id!r} could not be started: {exc}") from exc
+        model = self._slot(spec, made)
         if prompt:
             model.set_prompt(prompt)
         if image is not None:
@@ -66,10 +71,23 @@ class Legs:
         try:
             answer = await leg.answer(offer_sdp)
         except BaseException:
-            await leg.close()
+            await self._close_leg(leg)
             raise
         self._legs[leg.id] = leg
         return leg, answer
+
+    def _slot(self, spec: ModelSpec, made: FrameModel | SharedModel) -> FrameModel | BatchSlot:
+        """A v1 model as it is; a place in the batches of a shared (v2) one."""
+        if not is_shared(made):
+            return cast(FrameModel, made)
+        runner = self._runners.get(spec.id)
+        if runner is None or runner.model is not made:
+            runner = self._runners[spec.id] = BatchRunner(spec, cast(SharedModel, made))
+        return runner.join()
+
+    def runner(self, model_id: str) -> BatchRunner | None:
+        """The batch loop of a shared model id, once a leg has used it."""
+        return self._runners.get(model_id)
 
     def get(self, leg_id: str) -> Leg:
         try:
@@ -99,9 +117,18 @@ class Legs:
     async def close(self, leg_id: str) -> None:
         leg = self._legs.pop(leg_id, None)
         if leg is not None:
-            await leg.close()
+            await self._close_leg(leg)
+
+    @staticmethod
+    async def _close_leg(leg: Leg) -> None:
+        await leg.close()
+        if isinstance(leg.model, BatchSlot):
+            leg.model.close()
 
     async def close_all(self) -> None:
         for leg_id in list(self._legs):
             await self.close(leg_id)
+        for runner in self._runners.values():
+            await runner.close()
+        self._runners.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)

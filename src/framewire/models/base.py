@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,19 @@ class ModelSpec:
     height: int
     accepts_image: bool
     backend: str
+    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    """The models file's `[models.ID.options]`, for the backend only (never listed to clients)."""
+
+    def public(self) -> dict[str, Any]:
+        """What `/v1/models` shows of this id."""
+        return {
+            "id": self.id,
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "accepts_image": self.accepts_image,
+            "backend": self.backend,
+        }
 
 
 class FrameModel(Protocol):
@@ -40,7 +54,41 @@ class FrameModel(Protocol):
 class ModelBackend(Protocol):
     """An entry point in the group `framewire.models` names a callable of this shape."""
 
-    def __call__(self, spec: ModelSpec) -> FrameModel: ...
+    def __call__(self, spec: ModelSpec) -> FrameModel | SharedModel: ...
+
+
+PixelFormat = Literal["bgr24", "rgb24", "yuv420p"]
+"""How a shared model wants its frames: packed (height, width, 3) BGR or RGB, or yuv420p as one
+(height * 3 // 2, width) array of Y, U and V planes (what the decoder has and the encoder wants)."""
+
+
+class SharedModel(Protocol):
+    """Contract v2: one instance serves every session of a model id (one set of weights).
+
+    The frame loop calls `process_batch` once per model tick, in a worker thread, with the latest
+    frame of each session using the model that has one ready, and each session's conditioning
+    (what `condition` returned for that session's prompt and reference image). Calls never
+    overlap. A backend becomes shared by having the class attribute `shared = True`."""
+
+    pixel_format: PixelFormat
+
+    def warm_up(self) -> None:
+        """Load weights and run once, before the first session (at startup when declared in a
+        models file). Runs in a worker thread."""
+        ...
+
+    def condition(self, prompt: str, image: Frame | None) -> Any:
+        """Conditioning for one session (prompt embeddings, reference latents). Called in the
+        worker thread before the batch whose frames first use it; cache by prompt as you like."""
+        ...
+
+    def process_batch(
+        self, frames: Sequence[Frame], conditions: Sequence[Any]
+    ) -> Sequence[Frame | BaseException]:
+        """One output per input, same order, same shape and dtype, in `pixel_format`; an
+        exception instance in a session's place ends that session only (a StreamViolation with
+        reason `moderation_violation`)."""
+        ...
 
 
 class StreamViolation(Exception):

@@ -2,22 +2,32 @@
 
 Backends are found by name: first those registered on this registry at runtime, then the
 `framewire.models` entry-point group (how a GPU package plugs in without touching the server),
-then the built-in CPU classes, so a source checkout without installed metadata still works.
+then the built-in CPU classes, so a source checkout without installed metadata still works; a
+name `package.module:attr` is imported directly (a backend declared only in a models file).
+
+A backend whose class has `shared = True` follows contract v2 (`SharedModel`): the registry makes
+one instance per model id and hands the same one to every leg.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
-from importlib.metadata import entry_points
 from typing import cast
 
-from framewire.models.base import FrameModel, ModelBackend, ModelSpec
+from framewire.models.base import FrameModel, ModelBackend, ModelSpec, SharedModel
+from framewire.models.diffusion import DiffusionModel
 from framewire.models.passthrough import Passthrough
 from framewire.models.stylizer import Stylizer
+from framewire.plugins import PluginNotFound, load_plugin
 
 ENTRY_POINT_GROUP = "framewire.models"
 
-_BUILT_IN: dict[str, ModelBackend] = {"stylizer": Stylizer, "passthrough": Passthrough}
+_BUILT_IN: dict[str, ModelBackend] = {
+    "stylizer": Stylizer,
+    "passthrough": Passthrough,
+    "diffusers": DiffusionModel,
+}
 
 DEFAULT_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("lucy_2_rt", fps=20, width=1280, height=720, accepts_image=True, backend="stylizer"),
@@ -46,9 +56,14 @@ class UnknownModel(KeyError):
 class UnknownBackend(LookupError):
     """A spec names a backend that is neither registered, installed, nor built in."""
 
-    def __init__(self, backend: str) -> None:
-        super().__init__(f"no model backend named {backend!r}")
+    def __init__(self, backend: str, reason: str = "") -> None:
+        super().__init__(f"no model backend named {backend!r}" + (f" ({reason})" if reason else ""))
         self.backend = backend
+
+
+def is_shared(backend: object) -> bool:
+    """Whether a backend (or an instance it made) declares contract v2."""
+    return getattr(backend, "shared", False) is True
 
 
 class ModelRegistry:
@@ -57,6 +72,8 @@ class ModelRegistry:
     def __init__(self, specs: Iterable[ModelSpec] = ()) -> None:
         self._specs: dict[str, ModelSpec] = {}
         self._backends: dict[str, ModelBackend] = {}
+        self._shared: dict[str, SharedModel] = {}
+        self._lock = threading.Lock()
         for spec in specs:
             self.register(spec)
 
@@ -83,18 +100,38 @@ class ModelRegistry:
             self._backends[spec.backend] = backend
         self._specs[spec.id] = spec
 
-    def create(self, model_id: str) -> FrameModel:
-        """A fresh model instance for one leg."""
+    def create(self, model_id: str) -> FrameModel | SharedModel:
+        """The model for one leg: a fresh v1 instance, or the model id's one shared (v2)
+        instance, made and warmed up on first use. May block (loading weights): call it from a
+        worker thread."""
         spec = self.get(model_id)
-        return self._backend(spec.backend)(spec)
+        backend = self.backend(spec.backend)
+        if not is_shared(backend):
+            return backend(spec)
+        with self._lock:
+            if model_id not in self._shared:
+                model = cast(SharedModel, backend(spec))
+                model.warm_up()
+                self._shared[model_id] = model
+            return self._shared[model_id]
 
-    def _backend(self, name: str) -> ModelBackend:
+    def warm_up(self) -> None:
+        """Make and warm up every shared model now (startup), so the first session waits for
+        nothing and a model that cannot load stops the server before it serves."""
+        for spec in self.specs():
+            if is_shared(self.backend(spec.backend)):
+                self.create(spec.id)
+
+    def backend(self, name: str) -> ModelBackend:
+        """The backend called `name`; raises UnknownBackend."""
         if name in self._backends:
             return self._backends[name]
-        for entry_point in entry_points(group=ENTRY_POINT_GROUP, name=name):
-            backend = cast(ModelBackend, entry_point.load())
-            self._backends[name] = backend
-            return backend
-        if name in _BUILT_IN:
-            return _BUILT_IN[name]
-        raise UnknownBackend(name)
+        try:
+            found = load_plugin(name, ENTRY_POINT_GROUP, _BUILT_IN)
+        except PluginNotFound as exc:
+            raise UnknownBackend(name, exc.reason) from None
+        if not callable(found):
+            raise UnknownBackend(name, "it is not callable")
+        backend = cast(ModelBackend, found)
+        self._backends[name] = backend
+        return backend

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from framewire.models import effects
 from framewire.models.base import Frame, ModelSpec
 from framewire.models.palette import Palette, transfer
+from framewire.models.steady import Steadier
 from framewire.vocabulary import COLOURS, Look, Style, parse_look
 
 _STYLES: dict[Style, Callable[[Frame, float], Frame]] = {
@@ -39,6 +40,7 @@ class Stylizer:
         self.spec = spec
         self._lock = threading.Lock()
         self._params = _Params(look=parse_look(""), palette=None)
+        self._steady = Steadier()
 
     def set_prompt(self, prompt: str) -> None:
         """Any text is accepted; words the vocabulary lacks fall back to a mild grade."""
@@ -53,10 +55,11 @@ class Stylizer:
             self._params = replace(self._params, palette=palette)
 
     def process(self, frame: Frame) -> Frame:
-        """Palette first, then styles (structure before tone), then tints; input untouched."""
+        """Noise held back first (a still scene stays still), then the palette, styles
+        (structure before tone) and tints; input untouched."""
         params = self._params
         look = params.look
-        out = frame
+        out = self._steady(frame)
         if params.palette is not None:
             out = transfer(out, params.palette, _PALETTE_AMOUNT)
         for style, amount in look.styles:

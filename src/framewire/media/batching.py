@@ -1,0 +1,235 @@
+"""Contract v2 at run time: one shared model per model id, fed batches across sessions.
+
+A `BatchRunner` per shared model id runs one loop: it waits for a session's frame, gives the
+other sessions using the model up to half a frame interval to have theirs ready, then hands the
+ready frames (one per session, the newest: each session's track offers one frame at a time, and
+its reader keeps only the latest) with each session's conditioning to `process_batch` in a
+worker thread. A session whose frame is not ready by then is not waited for: it joins the next
+batch, so a slow session delays the others by at most that window. Conditioning is rebuilt in
+the worker thread before the first batch after a prompt or image change, so the change shows in
+the next batch, at worst the second frame after the change.
+
+Pixels: each session's frame is scaled once by swscale straight into the model's size and pixel
+format, and the output goes to the encoder with at most one conversion (none for yuv420p).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from av import VideoFrame
+from av.video.reformatter import VideoReformatter
+
+from framewire.media.frameloop import FrameStats, LatestFrameReader, PacedTrack, encodable
+from framewire.models.base import Frame, ModelSpec, PixelFormat, SharedModel
+
+GATHER_WINDOW = 0.5
+"""How long (in frame intervals of the model's fps) a batch waits for the other sessions."""
+
+
+@dataclass
+class _Conditioning:
+    version: int = -1
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class _Item:
+    slot: BatchSlot
+    frame: Frame
+    prompt: str
+    image: Frame | None
+    version: int
+    result: asyncio.Future[Frame]
+
+
+class BatchSlot:
+    """One session's place at a shared model: its prompt, image and cached conditioning. Stands
+    in for the leg's model: `set_prompt` / `set_image` come from the event loop."""
+
+    def __init__(self, runner: BatchRunner) -> None:
+        self._runner = runner
+        self._prompt = ""
+        self._image: Frame | None = None
+        self._version = 0
+        self.conditioning = _Conditioning()
+        """Touched only by the runner's worker thread."""
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._runner.spec
+
+    @property
+    def pixel_format(self) -> PixelFormat:
+        return self._runner.model.pixel_format
+
+    def set_prompt(self, prompt: str) -> None:
+        self._prompt = prompt
+        self._version += 1
+
+    def set_image(self, image: Frame | None) -> None:
+        self._image = image if self.spec.accepts_image else None
+        self._version += 1
+
+    async def run(self, frame: Frame) -> Frame:
+        """`frame` through the next batch (in the model's pixel format)."""
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self._runner.offer(_Item(self, frame, self._prompt, self._image, self._version, future))
+        return await future
+
+    def close(self) -> None:
+        self._runner.leave(self)
+
+
+class BatchRunner:
+    """The batch loop of one shared model id; `process_batch` calls never overlap."""
+
+    def __init__(self, spec: ModelSpec, model: SharedModel) -> None:
+        self.spec = spec
+        self.model = model
+        self._slots: set[BatchSlot] = set()
+        self._ready: dict[BatchSlot, _Item] = {}
+        self._wake = asyncio.Event()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{spec.id}")
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self.batches = 0
+        """Batches run so far (stats, tests)."""
+
+    def join(self) -> BatchSlot:
+        slot = BatchSlot(self)
+        self._slots.add(slot)
+        return slot
+
+    def leave(self, slot: BatchSlot) -> None:
+        self._slots.discard(slot)
+        item = self._ready.pop(slot, None)
+        if item is not None and not item.result.done():
+            item.result.cancel()
+
+    def offer(self, item: _Item) -> None:
+        self._ready[item.slot] = item
+        self._wake.set()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        for item in self._ready.values():
+            item.result.cancel()
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            await self._gather()
+            self._wake.clear()
+            batch = list(self._ready.values())
+            self._ready.clear()
+            if not batch:
+                continue
+            try:
+                outputs = await loop.run_in_executor(self._thread, self._run_batch, batch)
+            except Exception as exc:  # the backend failed the whole batch: every session ends
+                for item in batch:
+                    if not item.result.done():
+                        item.result.set_exception(exc)
+                continue
+            self.batches += 1
+            for item, output in zip(batch, outputs, strict=True):
+                if item.result.done():
+                    continue
+                if isinstance(output, BaseException):
+                    item.result.set_exception(output)
+                else:
+                    item.result.set_result(output)
+
+    async def _gather(self) -> None:
+        """Wait, up to the gather window, for every session's frame to be ready."""
+        deadline = time.monotonic() + GATHER_WINDOW / self.spec.fps
+        while len(self._ready) < len(self._slots):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), left)
+            except TimeoutError:
+                return
+
+    def _run_batch(self, batch: list[_Item]) -> list[Frame | BaseException]:
+        """Worker thread: refresh stale conditioning, then one `process_batch` call. An output
+        may be an exception instance (a StreamViolation for one session): it ends that one."""
+        for item in batch:
+            cached = item.slot.conditioning
+            if cached.version != item.version:
+                cached.value = self.model.condition(item.prompt, item.image)
+                cached.version = item.version
+        outputs = self.model.process_batch(
+            [item.frame for item in batch], [item.slot.conditioning.value for item in batch]
+        )
+        if len(outputs) != len(batch):
+            raise ValueError(f"process_batch returned {len(outputs)} outputs for {len(batch)}")
+        return list(outputs)
+
+
+def to_encoder(image: Frame, pixel_format: PixelFormat) -> VideoFrame:
+    """A shared model's output as the encoder's yuv420p frame: one conversion at most."""
+    if pixel_format == "yuv420p":
+        return VideoFrame.from_ndarray(image, format="yuv420p")
+    if pixel_format == "bgr24":
+        return encodable(image)
+    height, width = image.shape[:2]
+    if width % 2 or height % 2:
+        return VideoFrame.from_ndarray(image, format="rgb24")
+    yuv: Frame = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
+    return VideoFrame.from_ndarray(yuv, format="yuv420p")
+
+
+def expected_shape(spec: ModelSpec, pixel_format: PixelFormat) -> tuple[int, ...]:
+    if pixel_format == "yuv420p":
+        return (spec.height * 3 // 2, spec.width)
+    return (spec.height, spec.width, 3)
+
+
+class BatchedTrack(PacedTrack):
+    """A leg's outbound video through a shared model's batches."""
+
+    def __init__(
+        self,
+        reader: LatestFrameReader,
+        slot: BatchSlot,
+        executor: Executor,
+        stats: FrameStats,
+        on_first_frame: Callable[[], None],
+        on_fault: Callable[[str], None],
+    ) -> None:
+        super().__init__(reader, slot.spec, stats, on_first_frame, on_fault)
+        self._slot = slot
+        self._executor = executor
+        self._reformatter = VideoReformatter()
+        self._shape = expected_shape(slot.spec, slot.pixel_format)
+
+    def _prepare(self, frame: VideoFrame) -> Frame:
+        """Worker thread: one swscale pass to the model's size and pixel format."""
+        spec = self._spec
+        scaled = self._reformatter.reformat(
+            frame, width=spec.width, height=spec.height, format=self._slot.pixel_format
+        )
+        return np.asarray(scaled.to_ndarray(), dtype=np.uint8)
+
+    def _finish(self, image: Frame) -> VideoFrame:
+        if image.shape != self._shape or image.dtype != np.uint8:
+            raise ValueError(f"model returned {image.dtype} {image.shape}, not {self._shape}")
+        return to_encoder(image, self._slot.pixel_format)
+
+    async def _process(self, frame: VideoFrame) -> VideoFrame:
+        loop = asyncio.get_running_loop()
+        image = await loop.run_in_executor(self._executor, self._prepare, frame)
+        output = await self._slot.run(image)
+        return await loop.run_in_executor(self._executor, self._finish, output)
