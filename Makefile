@@ -26,7 +26,8 @@ $(VENV)/.dev: $(VENV)/.runtime
 
 install: $(VENV)/.dev
 
-# System packages the tests use for real: Redis (scale-out), Chromium (browser tests), coturn (TURN).
+# System packages the tests use for real: Redis (scale-out), Chromium (browser tests), coturn (TURN),
+# GStreamer webrtcbin with libnice (an independent WHIP client).
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
