@@ -96,12 +96,14 @@ def create_app(
     app.state.sse_streams = Counter()
     problems.install(app)
     allow_cross_origin(app, settings.cors_origins)
-    for router in (realtime.router, events.router, whip.router, whep.router, leg_routes.router):
-        app.include_router(router)
-    app.include_router(models.router)
-    app.include_router(ops.router)
-    app.include_router(web.router)
+    include_routes(app)
     return app
+
+
+def include_routes(app: FastAPI) -> None:
+    routers = (realtime.router, events.router, whip.router, whep.router, leg_routes.router)
+    for router in (*routers, models.router, ops.router, web.router):
+        app.include_router(router)
 
 
 def allow_cross_origin(app: FastAPI, origins: list[str]) -> None:
