@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := redis-server chromium coturn ffmpeg iproute2 python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-nice gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+APT_PACKAGES := redis-server chromium coturn ffmpeg iproute2 nftables python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-nice gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 TORCH ?= torch==2.13.0
 # The tests run the diffusers backend on the CPU: pin the torch build (2.13.0 installs as the CPU
 # wheel here; an unpinned torch pulls a CUDA build of several GB). GPU users: TORCH=torch.
@@ -13,15 +13,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: install system demo test lint typecheck unit bench clean
 
 # Two stamps in one .venv: `runtime` is what running framewire needs (all `make demo` installs),
-# `dev` adds the test and lint tools on top (`make install`, `make test`).
-$(VENV)/.runtime: pyproject.toml
+# `dev` adds the test and lint tools on top (`make install`, `make test`). Both install with
+# constraints.txt, the exact versions CI tested, so a fresh install gets them.
+$(VENV)/.runtime: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install --quiet -e '.[dev,diffusers]' $(TORCH)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,diffusers]' $(TORCH)
 	touch $@
 
 install: $(VENV)/.dev

@@ -45,6 +45,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 from latency import API_KEY, FPS, HEIGHT, LOOPBACK, PASSTHROUGH_720P, WIDTH, Client
 
+from framewire.media import internals
 from framewire.media.gathering import install_trickle
 from framewire.media.jitter import install_marker_release
 from framewire.rtc.stamp import luma, read_stamp
@@ -81,7 +82,7 @@ class Watcher:
         self.counter: CountingQueue | None = None
         if light:  # before the receiver starts its decoder thread on this queue
             self.counter = CountingQueue()
-            receiver._RTCRtpReceiver__decoder_queue = self.counter
+            internals.RECEIVER_DECODER_QUEUE.set(receiver, self.counter)
         self.publisher = publisher
         self.received: list[tuple[float, float]] = []
         self.first_frame = asyncio.Event()

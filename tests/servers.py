@@ -44,10 +44,10 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[Running]:
+async def running(app: FastAPI, host: str = "127.0.0.1") -> AsyncIterator[Running]:
     config = uvicorn.Config(
         app,
-        host="127.0.0.1",
+        host=host,
         port=0,
         log_level="warning",
         lifespan="on",
@@ -61,7 +61,7 @@ async def running(app: FastAPI) -> AsyncIterator[Running]:
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield Running(app, f"http://127.0.0.1:{port}")
+        yield Running(app, f"http://{host}:{port}")
     finally:
         server.should_exit = True
         await task
@@ -69,8 +69,11 @@ async def running(app: FastAPI) -> AsyncIterator[Running]:
 
 @contextlib.asynccontextmanager
 async def framewire(
-    state: MemoryState | None = None, registry: ModelRegistry | None = None, **overrides: Any
+    state: MemoryState | None = None,
+    registry: ModelRegistry | None = None,
+    http_host: str = "127.0.0.1",
+    **overrides: Any,
 ) -> AsyncIterator[Running]:
     app = create_app(test_settings(**overrides), state=state, registry=registry)
-    async with running(app) as server:
+    async with running(app, http_host) as server:
         yield server

@@ -26,7 +26,7 @@ def plan(target: str, tmp_path: Path) -> list[str]:
 def test_make_demo_installs_the_runtime_only(tmp_path: Path) -> None:
     commands = plan("demo", tmp_path)
     installs = [c for c in commands if "pip install" in c and "--upgrade pip" not in c]
-    assert installs == [f"{tmp_path / 'fresh'}/bin/pip install --quiet -e ."]
+    assert installs == [f"{tmp_path / 'fresh'}/bin/pip install --quiet -c constraints.txt -e ."]
     assert not any("[dev]" in c or "playwright" in c for c in commands)
     assert any("framewire run --demo" in c for c in commands)
 
@@ -35,7 +35,8 @@ def test_make_install_adds_the_development_tools(tmp_path: Path) -> None:
     """With the diffusers extra the tests run on the CPU, and torch pinned to the version whose
     CPU build installs here (an unpinned torch pulls a CUDA build of several GB)."""
     commands = plan("install", tmp_path)
-    pip = f"{tmp_path / 'fresh'}/bin/pip install --quiet -e '.[dev,diffusers]' torch==2.13.0"
+    fresh = tmp_path / "fresh"
+    pip = f"{fresh}/bin/pip install --quiet -c constraints.txt -e '.[dev,diffusers]' torch==2.13.0"
     assert pip in commands
 
 

@@ -17,10 +17,10 @@ import pytest
 from aioice import TransportPolicy, stun, turn
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
 
-from framewire.media.turn import TurnServer
+from framewire.media.turn import TURN_TTL_MARGIN, TurnServer
 from tests.coturn import Coturn, coturn
 from tests.restart_client import looks_like_pattern, restart_client
-from tests.servers import Running, framewire
+from tests.servers import OTHER_KEY, Running, framewire
 
 
 def settings_for(relay: Coturn, **extra: Any) -> dict[str, Any]:
@@ -158,3 +158,30 @@ async def test_session_turn_credentials_stop_working_when_the_session_expires() 
         expiry = int(entry["username"].partition(":")[0])
         await asyncio.sleep(max(0.0, expiry + 1.1 - time.time()))
         assert await refused(relay, entry["username"], entry["credential"]) == 401
+
+
+async def test_ice_servers_before_the_offer_carry_fresh_credentials_scoped_to_the_key() -> None:
+    async with (
+        coturn() as relay,
+        framewire(**settings_for(relay, max_duration=120)) as server,
+        server.client() as http,
+        server.client(OTHER_KEY) as other,
+        server.client(None) as anonymous,
+    ):
+        refused_without_key = await anonymous.get("/v1/realtime/ice-servers")
+        assert refused_without_key.status_code == 401
+        assert refused_without_key.headers["content-type"].startswith("application/problem+json")
+
+        asked_at = time.time()
+        response = await http.get("/v1/realtime/ice-servers")
+        assert response.status_code == 200, response.text
+        [entry] = response.json()["ice_servers"]
+        assert entry["urls"] == [relay.url]
+        expiry, _, name = entry["username"].partition(":")
+        # Valid for as long as a session made now may last (120 s), plus the TURN margin.
+        assert (
+            asked_at + 120 + TURN_TTL_MARGIN <= int(expiry) <= time.time() + 121 + TURN_TTL_MARGIN
+        )
+        [theirs] = (await other.get("/v1/realtime/ice-servers")).json()["ice_servers"]
+        assert name.startswith("key_") and theirs["username"].partition(":")[2] != name
+        assert await allocate(relay, entry["username"], entry["credential"])

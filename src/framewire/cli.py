@@ -17,7 +17,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from framewire import __version__
-from framewire.config import Settings
+from framewire.config import SettingError, Settings
 from framewire.settings_view import effective_settings
 
 SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.run.command")
@@ -42,7 +42,8 @@ def serve(args: argparse.Namespace) -> int:
         settings = Settings() if args.models is None else Settings(models=args.models)
     except ValidationError as exc:
         problems = "; ".join(
-            f"FRAMEWIRE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            (f"FRAMEWIRE_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
+            for e in exc.errors()
         )
         print(f"framewire serve: invalid setting: {problems}", file=sys.stderr)
         return 2
@@ -58,7 +59,10 @@ def serve(args: argparse.Namespace) -> int:
     from framewire.policy.plugins import PolicyPluginError
 
     try:
-        app = create_app(settings)
+        app = create_app(settings)  # binds FRAMEWIRE_ICE_UDP_PORT, checks the port range
+    except SettingError as exc:
+        print(f"framewire serve: invalid setting: {exc}", file=sys.stderr)
+        return 2
     except (ModelsFileError, PolicyPluginError) as exc:
         print(f"framewire serve: {exc}", file=sys.stderr)
         return 2

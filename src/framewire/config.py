@@ -34,8 +34,13 @@ class Settings(BaseSettings):
     ice_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(default_factory=list)
     ice_interfaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_announced_ip: str | None = None
+    ice_udp_port: int | None = Field(default=None, ge=1, le=65535)
+    """One UDP port (per interface) for the host candidates of every leg."""
+    ice_port_range: Annotated[tuple[int, int] | None, NoDecode] = None
+    """`first-last`: every media socket (host and relay allocation) binds a port in it."""
     turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    """TURN URLs (`turn:host:port?transport=udp`) handed to clients and used by the server."""
+    """TURN URLs (`turn:host:port?transport=udp|tcp`, `turns:host:port?transport=tcp`) handed to
+    clients and used by the server."""
     turn_secret: str | None = None
     """Shared with the TURN server (coturn `static-auth-secret`) to mint REST API credentials."""
     ice_disconnect_grace: float = Field(default=5.0, gt=0)
@@ -84,7 +89,31 @@ class Settings(BaseSettings):
     def _turn_needs_secret(self) -> Settings:
         if self.turn_urls and not self.turn_secret:
             raise ValueError("FRAMEWIRE_TURN_URLS needs FRAMEWIRE_TURN_SECRET")
+        if self.ice_udp_port is not None and self.ice_port_range is not None:
+            raise ValueError(
+                "set FRAMEWIRE_ICE_UDP_PORT or FRAMEWIRE_ICE_PORT_RANGE, not both"
+            )
         return self
+
+    @field_validator("ice_port_range", mode="before")
+    @classmethod
+    def _parse_range(cls, value: Any) -> Any:
+        """`40000-40999`: two ports, the first not above the last."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        first, sep, last = value.strip().partition("-")
+        try:
+            low, high = int(first), int(last)
+        except ValueError:
+            low = high = 0
+        if not sep or not 1 <= low <= high <= 65535:
+            raise ValueError(
+                f"must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535, "
+                f"not {value!r}"
+            )
+        return (low, high)
 
     @field_validator("ice_servers", mode="before")
     @classmethod
@@ -92,3 +121,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return json.loads(value) if value.strip() else []
         return value
+
+
+class SettingError(ValueError):
+    """A setting that cannot work on this machine (a port taken, a range too small)."""
+
+    def __init__(self, setting: str, detail: str) -> None:
+        super().__init__(f"{setting}: {detail}")
+        self.setting = setting
+

@@ -39,6 +39,8 @@ def _value(name: str, value: Any) -> str:
         if value and isinstance(value[0], dict):
             return json.dumps(value)
         return ",".join(str(v) for v in value) or "none"
+    if isinstance(value, tuple):  # a port range, as it is written: FIRST-LAST
+        return "-".join(str(v) for v in value)
     return "unset" if value is None else str(value)
 
 

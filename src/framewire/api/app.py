@@ -15,12 +15,13 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from framewire import __version__
-from framewire.api import events, models, ops, problems, realtime, web, whep, whip
+from framewire.api import events, ice, models, ops, problems, realtime, web, whep, whip
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.config import Settings
 from framewire.media.leg import IceOptions
 from framewire.media.legs import Legs
+from framewire.media.network import host_sockets
 from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.models.catalog import Catalog, load_catalog
 from framewire.models.registry import ModelRegistry
@@ -70,6 +71,7 @@ def create_app(
         for kid, credit in api_keys.credits():
             await shared.accounts.ensure(kid, credit)
         await shared.heartbeats.beat(settings.instance_id, HEARTBEAT_TTL)
+        await legs.ice.sockets.start()
         loop = asyncio.get_running_loop()
         periodic = [
             loop.create_task(every(HEARTBEAT_EVERY, "heartbeat", heartbeat)),
@@ -102,7 +104,7 @@ def create_app(
 
 def include_routes(app: FastAPI) -> None:
     routers = (realtime.router, events.router, whip.router, whep.router, leg_routes.router)
-    for router in (*routers, models.router, ops.router, web.router):
+    for router in (*routers, models.router, ice.router, ops.router, web.router):
         app.include_router(router)
 
 
@@ -130,6 +132,7 @@ def open_legs(settings: Settings, registry: ModelRegistry) -> Legs:
             ),
             restart_timeout=settings.ice_restart_timeout,
             disconnect_grace=settings.ice_disconnect_grace,
+            sockets=host_sockets(settings),
         ),
         workers=max(1, os.cpu_count() or 1),
     )

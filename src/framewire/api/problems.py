@@ -21,6 +21,7 @@ from framewire.media.leg import LegFailed
 from framewire.media.legs import CapacityFull
 from framewire.media.restart import RestartConflict
 from framewire.media.signaling import InvalidCandidate, InvalidOffer
+from framewire.media.sockets import PortsExhausted
 from framewire.models.registry import UnknownModel
 from framewire.policy.base import ContentRejected, InvalidImage
 from framewire.state.base import StateUnavailable
@@ -37,6 +38,7 @@ TABLE: dict[type[Exception], Translate] = {
     RestartConflict: lambda exc, _: errors.Conflict(str(exc)),
     LegFailed: lambda exc, _: errors.FramewireError(str(exc)),
     CapacityFull: lambda exc, _: errors.ServiceUnavailable(str(exc)),
+    PortsExhausted: lambda exc, _: errors.ServiceUnavailable(f"no media port is free: {exc}"),
     UnknownModel: lambda exc, request: errors.UnsupportedModel(
         f"{exc}; available: {', '.join(request.app.state.sessions.model_ids())}"
     ),
@@ -51,6 +53,7 @@ TABLE: dict[type[Exception], Translate] = {
 
 RETRY_AFTER: dict[type[Exception], str] = {
     CapacityFull: "5",
+    PortsExhausted: "5",
     errors.TooManySessions: "10",
     errors.TooManyStreams: "5",
     errors.TooManyViewers: "10",

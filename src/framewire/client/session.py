@@ -35,7 +35,13 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 from aioice import Candidate
-from aiortc import RTCConfiguration, RTCIceGatherer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceGatherer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
@@ -68,6 +74,7 @@ from framewire.rtc.stamp import read_stamp
 log = logging.getLogger("framewire.client")
 
 SESSIONS = "/v1/realtime/sessions"
+ICE_SERVERS = "/v1/realtime/ice-servers"
 DEFAULT_FPS = 20.0
 """Send rate of numpy sources, and the file's rate, when the server does not list its models."""
 LOOPBACK_INTERFACES = ["127.0.0.1"]
@@ -122,8 +129,11 @@ class RealtimeClient:
 
     `ice_interfaces` are the local addresses to gather candidates on; by default the loopback
     address when the server is on loopback, else every non-loopback interface. `ice_servers`
-    (RTCIceServer dicts) are used for gathering. 503 and 429 answers are retried after their
-    `Retry-After` for up to `retry_budget` seconds in total per request."""
+    (RTCIceServer dicts) are used for gathering. With `relay_only`, each session gathers only
+    relay candidates (`iceTransportPolicy: "relay"`, for networks that block direct UDP), with
+    TURN servers and fresh credentials from `GET /v1/realtime/ice-servers` added to
+    `ice_servers`. 503 and 429 answers are retried after their `Retry-After` for up to
+    `retry_budget` seconds in total per request."""
 
     def __init__(
         self,
@@ -134,11 +144,13 @@ class RealtimeClient:
         ice_interfaces: list[str] | None = None,
         http: httpx.AsyncClient | None = None,
         retry_budget: float = 30.0,
+        relay_only: bool = False,
     ) -> None:
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0))
         self.control = Control(self.http, base_url, api_key, retry_budget)
         self.ice_servers = ice_servers or []
+        self.relay_only = relay_only
         self.ice_interfaces = (
             ice_interfaces if ice_interfaces is not None else default_interfaces(base_url)
         )
@@ -161,6 +173,16 @@ class RealtimeClient:
         """The models the server runs (`GET /v1/models`, a framewire extension)."""
         response = await self.control.request("GET", "/v1/models")
         return [ModelInfo.of(spec) for spec in response.json()["models"]]
+
+    async def rtc_configuration(self) -> RTCConfiguration:
+        """A new session's peer connection configuration."""
+        if not self.relay_only:
+            return RTCConfiguration(iceServers=rtc_ice_servers(self.ice_servers))
+        response = await self.control.request("GET", ICE_SERVERS)
+        servers = self.ice_servers + list(response.json()["ice_servers"])
+        return RTCConfiguration(
+            iceServers=rtc_ice_servers(servers), iceTransportPolicy=RTCIceTransportPolicy.RELAY
+        )
 
     async def _spec(self, model: str) -> ModelInfo | None:
         try:
@@ -199,11 +221,12 @@ class RealtimeClient:
         the session open after its source (and close it yourself)."""
         spec = await self._spec(model)
         rate = fps or (spec.fps if spec is not None else DEFAULT_FPS)
+        configuration = await self.rtc_configuration()
         opened = open_source(source, rate)
         sink = None
         if output is not None:
             sink = VideoFileSink(output, spec.fps if spec is not None else rate)
-        session = Session(self, model, spec, opened, sink, mark_frames)
+        session = Session(self, model, spec, opened, sink, mark_frames, configuration)
         try:
             await session._open(prompt, image, enhance_prompt, close_at_end)
         except BaseException:
@@ -279,6 +302,7 @@ class Session:
         source: OpenedSource,
         sink: VideoFileSink | None,
         mark_frames: bool,
+        configuration: RTCConfiguration,
     ) -> None:
         self.model = model
         self.spec = spec
@@ -297,9 +321,7 @@ class Session:
         self._path = ""
         self._mark = mark_frames
         self._outbound = OutboundTrack(source.track, self.stats.on_sent, mark_frames)
-        self._pc = RTCPeerConnection(
-            RTCConfiguration(iceServers=rtc_ice_servers(client.ice_servers))
-        )
+        self._pc = RTCPeerConnection(configuration)
         self._pc.addTrack(self._outbound)
         self._pc.on("track", self._on_track)
         self.trickle = CandidateTrickle(client.control)

@@ -26,7 +26,7 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from av.frame import Frame
 
-_ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
+from framewire.media import internals as private
 
 BITS_PER_PIXEL = 0.08
 """Target bits per pixel per frame: ~1.5 Mbit/s at 1280x720@20, fine for realtime VP8/H.264."""
@@ -136,7 +136,7 @@ class GovernedVp8Encoder(GovernedEncoder, Vp8Encoder):
 
     def _rate_settled(self) -> None:
         # The stock encoder also reads its private copy (the rate-control buffer size).
-        self._Vp8Encoder__target_bitrate = self.governor.applied
+        private.VP8_TARGET_BITRATE.set(self, self.governor.applied)
 
 
 class GovernedH264Encoder(GovernedEncoder, H264Encoder):
@@ -163,12 +163,12 @@ def install_bitrate_policy(pc: RTCPeerConnection, policy: BitratePolicy) -> list
     governors = []
     for transceiver in pc.getTransceivers():
         sender = transceiver.sender
-        codecs = transceiver._codecs
+        codecs = private.TRANSCEIVER_CODECS.get(transceiver)
         if transceiver.kind != "video" or sender.track is None or not codecs:
             continue
         encoder = governed_encoder(codecs[0].mimeType, policy)
         if encoder is None:
             continue
-        setattr(sender, _ENCODER_ATTRIBUTE, encoder)
+        private.SENDER_ENCODER.set(sender, encoder)
         governors.append(encoder.governor)
     return governors

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from aiortc import RTCPeerConnection
 
+from framewire.media import internals as private
+
 
 def offers_actpass(offer_sdp: str) -> bool:
     return any(line.strip() == "a=setup:actpass" for line in offer_sdp.splitlines())
@@ -21,5 +23,5 @@ def answer_as_dtls_server(pc: RTCPeerConnection, offer_sdp: str) -> None:
         return
     for transceiver in pc.getTransceivers():
         transport = transceiver.receiver.transport
-        if transport is not None and transport._role == "auto":
-            transport._role = "server"
+        if transport is not None and private.DTLS_ROLE.get(transport) == "auto":
+            private.DTLS_ROLE.set(transport, "server")

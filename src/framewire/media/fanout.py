@@ -18,11 +18,15 @@ import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from aiortc import RTCRtpSender
+from aiortc.codecs.base import Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import VideoFrame
+from av import Packet, VideoFrame
+from av.frame import Frame
 
+from framewire.media import internals as private
 from framewire.media.codecs import BitratePolicy, GovernedEncoder, governed_encoder
 
 SUBSCRIPTION_DEPTH = 8
@@ -31,7 +35,6 @@ KEYFRAME_INTERVAL = 0.5
 """Least seconds between requested keyframes: a 720p keyframe costs 4-7 delta frames of
 encoding, and ten lossy receivers asking at once must not multiply that (a request made sooner
 is kept and served when the interval is up)."""
-_ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class Subscription(MediaStreamTrack):
         self._fanout.unsubscribe(self)
 
 
-class Repacker:
+class Repacker(Encoder):
     """Stands in for a sender's encoder: the payloads are encoded already. A receiver's
     bandwidth estimate (REMB) steers the shared encoder only when `steer` is set (the session's
     own peer); viewers' estimates are ignored, so a poor viewer can't degrade the others."""
@@ -100,8 +103,12 @@ class Repacker:
         self._fanout = fanout
         self._steer = steer
 
-    def pack(self, frame: EncodedFrame) -> tuple[list[bytes], int]:
-        return frame.payloads, frame.timestamp
+    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        raise TypeError("a shared-encoder sender only packs encoded frames (its track's)")
+
+    def pack(self, packet: Packet[Any]) -> tuple[list[bytes], int]:
+        assert isinstance(packet, EncodedFrame)  # what a Subscription hands the sender
+        return packet.payloads, packet.timestamp
 
     @property
     def target_bitrate(self) -> int:
@@ -157,9 +164,9 @@ class Fanout:
     def attach(self, sender: RTCRtpSender, steer: bool) -> None:
         """Make `sender` (whose track is a subscription) send the shared encoder's frames, and
         route its receiver's keyframe requests to that encoder."""
-        setattr(sender, _ENCODER_ATTRIBUTE, Repacker(self, steer))
+        private.SENDER_ENCODER.set(sender, Repacker(self, steer))
         # PLI/FIR handling calls this; the stock one flags the sender's own (unused) encoder.
-        sender._send_keyframe = self.request_keyframe  # type: ignore[method-assign]
+        private.SENDER_SEND_KEYFRAME.set(sender, self.request_keyframe)
 
     def request_keyframe(self) -> None:
         """The next frame encoded is a keyframe (however many receivers asked)."""

@@ -4,8 +4,9 @@ server-reflexive and relay candidates as they come, end with `None`.
 aiortc's `setLocalDescription` awaits the whole gathering (up to 5 s with a silent STUN server)
 and gathers on every interface but loopback. We replace `gather` on each gatherer *instance*
 (never process-wide) with one that binds only the configured interfaces, returns after the host
-candidates, and finishes the rest in a task. It touches private attributes of the pinned
-aiortc/aioice versions (`_connection`, `_local_candidates`, `_protocols`); tests cover it.
+candidates, and finishes the rest in a task. Host sockets come from a `HostSockets`
+(sockets.py): a fresh ephemeral port each, a port from a configured range, or the one shared UDP
+port. The private aiortc/aioice attributes it needs are named in internals.py.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ from collections.abc import Callable
 
 from aioice import Candidate
 from aioice.candidate import candidate_foundation, candidate_priority
-from aioice.ice import (
-    StunProtocol,
-    TransportPolicy,
-    get_host_addresses,
-    relayed_candidate,
-    server_reflexive_candidate,
-)
+from aioice.ice import StunProtocol, TransportPolicy, get_host_addresses
 from aioice.stun import TransactionError
 from aiortc import RTCIceGatherer, RTCPeerConnection
+
+from framewire.media import internals as private
+from framewire.media.sockets import EPHEMERAL, HostSockets
 
 CandidateCallback = Callable[[RTCIceGatherer, Candidate | None], None]
 """Called with each candidate found after the description, then `None` once at the end."""
@@ -41,11 +39,13 @@ class TrickleGatherer:
         interfaces: list[str],
         announced_ip: str | None,
         on_candidate: CandidateCallback,
+        sockets: HostSockets = EPHEMERAL,
     ) -> None:
         self._gatherer = gatherer
         self._interfaces = interfaces
         self._announced_ip = announced_ip
         self._on_candidate = on_candidate
+        self._sockets = sockets
         self._task: asyncio.Task[None] | None = None
         # Shadow the bound method on this instance only.
         gatherer.gather = self.gather  # type: ignore[method-assign]
@@ -54,33 +54,23 @@ class TrickleGatherer:
         gatherer = self._gatherer
         if gatherer.state != "new":
             return
-        gatherer._RTCIceGatherer__setState("gathering")  # type: ignore[attr-defined]
-        conn = gatherer._connection
-        conn._local_candidates_start = True
+        private.set_gatherer_state(gatherer, "gathering")
+        conn = private.GATHERER_CONNECTION.get(gatherer)
+        private.CONN_LOCAL_START.set(conn, True)
         addresses: list[str] = []
-        if conn._transport_policy == TransportPolicy.ALL:
+        if private.CONN_TRANSPORT_POLICY.get(conn) == TransportPolicy.ALL:
             addresses = self._interfaces or get_host_addresses(
-                use_ipv4=conn._use_ipv4, use_ipv6=conn._use_ipv6
+                use_ipv4=private.CONN_USE_IPV4.get(conn), use_ipv6=private.CONN_USE_IPV6.get(conn)
             )
-        stun_server, turn_server = conn.stun_server, conn.turn_server
-        conn.stun_server = conn.turn_server = None
-        try:
-            for component in sorted(conn._components):
-                conn._local_candidates += await conn.get_component_candidates(
-                    component=component, addresses=addresses
-                )
-        finally:
-            conn.stun_server, conn.turn_server = stun_server, turn_server
+        local = private.CONN_LOCAL_CANDIDATES.get(conn)
+        for component in sorted(private.CONN_COMPONENTS.get(conn)):
+            local += await self._sockets.host_candidates(conn, component, addresses)
         if self._announced_ip:
-            conn._local_candidates += [
-                _announced(c, self._announced_ip)
-                for c in list(conn._local_candidates)
-                if c.type == "host"
-            ]
+            local += [_announced(c, self._announced_ip) for c in list(local) if c.type == "host"]
         # connect() may start now; late candidates are paired as they arrive.
-        conn._local_candidates_end = True
-        if stun_server is None and turn_server is None:
-            gatherer._RTCIceGatherer__setState("completed")  # type: ignore[attr-defined]
+        private.CONN_LOCAL_END.set(conn, True)
+        if conn.stun_server is None and conn.turn_server is None:
+            private.set_gatherer_state(gatherer, "completed")
             self._task = asyncio.get_running_loop().create_task(self._announce_end())
         else:
             self._task = asyncio.get_running_loop().create_task(self._gather_late())
@@ -88,32 +78,28 @@ class TrickleGatherer:
     async def _announce_end(self) -> None:
         self._on_candidate(self._gatherer, None)
 
-    async def _gather_late(self) -> None:
-        conn = self._gatherer._connection
+    def _late_tasks(self) -> list[asyncio.Task[tuple[Candidate, StunProtocol | None]]]:
+        conn = private.GATHERER_CONNECTION.get(self._gatherer)
         tasks: list[asyncio.Task[tuple[Candidate, StunProtocol | None]]] = []
-        hosts = [p for p in conn._protocols if p.local_candidate.type == "host"]
         if conn.stun_server:
-            for protocol in hosts:
-                if ":" not in protocol.local_candidate.host:
+            for protocol in private.CONN_PROTOCOLS.get(conn):
+                candidate = protocol.local_candidate
+                if candidate.type == "host" and ":" not in candidate.host:
                     tasks.append(
-                        asyncio.create_task(server_reflexive_candidate(protocol, conn.stun_server))
-                    )
-        if conn.turn_server:
-            for component in sorted(conn._components):
-                tasks.append(
-                    asyncio.create_task(
-                        relayed_candidate(
-                            component=component,
-                            hide_related_address=conn._transport_policy == TransportPolicy.RELAY,
-                            protocol_factory=lambda: StunProtocol(conn),
-                            turn_server=conn.turn_server,
-                            turn_username=conn.turn_username,
-                            turn_password=conn.turn_password,
-                            turn_ssl=conn.turn_ssl,
-                            turn_transport=conn.turn_transport,
+                        asyncio.create_task(
+                            self._sockets.reflexive_candidate(protocol, conn.stun_server)
                         )
                     )
+        if conn.turn_server:
+            for component in sorted(private.CONN_COMPONENTS.get(conn)):
+                tasks.append(
+                    asyncio.create_task(self._sockets.relayed_candidate(conn, component))
                 )
+        return tasks
+
+    async def _gather_late(self) -> None:
+        conn = private.GATHERER_CONNECTION.get(self._gatherer)
+        tasks = self._late_tasks()
         try:
             for next_done in asyncio.as_completed(tasks, timeout=LATE_GATHER_TIMEOUT):
                 try:
@@ -121,15 +107,16 @@ class TrickleGatherer:
                 except (TimeoutError, OSError, ConnectionError, ValueError, TransactionError):
                     # A STUN/TURN server that refuses (e.g. 401) or never answers.
                     continue
-                if conn._closing:
+                if private.CONN_CLOSING.get(conn):
                     if relay is not None:
                         await relay.close()
                     return
-                conn._local_candidates.append(candidate)
+                private.CONN_LOCAL_CANDIDATES.get(conn).append(candidate)
                 if relay is not None:
-                    conn._protocols.append(relay)
-                    for remote in conn._remote_candidates:
-                        conn._pair_remote_candidate(remote)
+                    private.CONN_PROTOCOLS.get(conn).append(relay)
+                    pair = private.CONN_PAIR_REMOTE.get(conn)
+                    for remote in private.CONN_REMOTE_CANDIDATES.get(conn):
+                        pair(remote)
                     conn.sort_check_list()
                 self._on_candidate(self._gatherer, candidate)
         except TimeoutError:
@@ -138,7 +125,7 @@ class TrickleGatherer:
             for task in tasks:
                 task.cancel()
         if self._gatherer.state == "gathering":
-            self._gatherer._RTCIceGatherer__setState("completed")  # type: ignore[attr-defined]
+            private.set_gatherer_state(self._gatherer, "completed")
         self._on_candidate(self._gatherer, None)
 
     async def close(self) -> None:
@@ -168,13 +155,13 @@ def install_trickle(
     interfaces: list[str],
     announced_ip: str | None,
     on_candidate: CandidateCallback,
+    sockets: HostSockets = EPHEMERAL,
 ) -> list[TrickleGatherer]:
     """Wrap every gatherer of `pc` that has not gathered yet. Call after setRemoteDescription
     (answerer) or after adding transceivers (offerer), before setLocalDescription."""
-    transports = pc._RTCPeerConnection__iceTransports  # type: ignore[attr-defined]
     return [
-        TrickleGatherer(t.iceGatherer, interfaces, announced_ip, on_candidate)
-        for t in transports
+        TrickleGatherer(t.iceGatherer, interfaces, announced_ip, on_candidate, sockets)
+        for t in private.ice_transports(pc)
         if t.iceGatherer.state == "new"
         and not isinstance(getattr(t.iceGatherer.gather, "__self__", None), TrickleGatherer)
     ]

@@ -8,8 +8,8 @@ can go at once. Everything else (losses, reordering within capacity, overflow an
 senders that never set the marker) stays aiortc's own logic.
 
 `install_marker_release` swaps the buffer of each video receiver of one peer connection: a
-per-instance change, never a process-wide patch. It reaches the receiver's private
-`__jitter_buffer` of the pinned aiortc version; tests cover it.
+per-instance change, never a process-wide patch. The private aiortc attributes it reaches (the
+receiver's buffer, the buffer's own state) are named in internals.py.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
+from framewire.media import internals as private
+
 VIDEO_CAPACITY = 512
 """The capacity aiortc gives video receivers."""
 
-_BUFFER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
 HOLE_TIMEOUT = 0.25
 """Seconds a packet may be missing at the buffer's origin (NACK's chance to repair it: several
 round trips on any network worth using) before the frames behind it are released."""
@@ -37,6 +38,10 @@ class MarkerJitterBuffer(JitterBuffer):
         self, capacity: int = VIDEO_CAPACITY, clock: Callable[[], float] = time.monotonic
     ) -> None:
         super().__init__(capacity=capacity, is_video=True)
+        # Read directly below (the per-packet path): checked once here.
+        private.require(
+            self, private.JITTER_ORIGIN, private.JITTER_PACKETS, private.JITTER_CAPACITY
+        )
         self._clock = clock
         self._last_release: float | None = None
 
@@ -101,7 +106,7 @@ class MarkerJitterBuffer(JitterBuffer):
                     self._packets[(self._origin + i) % self._capacity] for i in range(count + 1)
                 ]
                 frame = JitterFrame(
-                    data=b"".join(p._data for p in packets if p is not None),  # type: ignore[attr-defined]
+                    data=b"".join(private.PACKET_DATA.get(p) for p in packets if p is not None),
                     timestamp=timestamp,
                 )
                 self.remove(count + 1)
@@ -115,6 +120,6 @@ def install_marker_release(pc: RTCPeerConnection) -> None:
     for transceiver in pc.getTransceivers():
         receiver = transceiver.receiver
         if transceiver.kind == "video" and not isinstance(
-            getattr(receiver, _BUFFER_ATTRIBUTE), MarkerJitterBuffer
+            private.RECEIVER_JITTER_BUFFER.get(receiver), MarkerJitterBuffer
         ):
-            setattr(receiver, _BUFFER_ATTRIBUTE, MarkerJitterBuffer())
+            private.RECEIVER_JITTER_BUFFER.set(receiver, MarkerJitterBuffer())

@@ -20,6 +20,7 @@ from aiortc import (
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 
+from framewire.media import internals as private
 from framewire.media.batching import BatchedTrack, BatchSlot
 from framewire.media.codecs import BitratePolicy
 from framewire.media.dtls import answer_as_dtls_server
@@ -35,6 +36,7 @@ from framewire.media.gathering import TrickleGatherer, install_trickle
 from framewire.media.jitter import install_marker_release
 from framewire.media.restart import IceRestarter, RestartConflict
 from framewire.media.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
+from framewire.media.sockets import EPHEMERAL, HostSockets, PortsExhausted
 from framewire.media.turn import TurnServer
 from framewire.models.base import Frame, FrameModel, ModelSpec
 
@@ -64,6 +66,15 @@ class IceOptions:
     """Bound on an ICE restart's new path connecting; beyond it the leg ends (`ice_failure`)."""
     disconnect_grace: float = 5.0
     """Silence from the client after which its owner asks for an ICE restart."""
+    sockets: HostSockets = EPHEMERAL
+    """Where host sockets and relay allocations bind: ephemeral ports, a range, one port."""
+
+    def for_client(self, name: str, expires_at: float | None = None) -> list[dict[str, Any]]:
+        """The ICE servers a client gets: the configured ones, plus the TURN relay (every URL:
+        UDP, TCP, TLS) with credentials for `name`, valid until `expires_at` (default: as
+        long as a session may last)."""
+        turn = self.turn
+        return self.servers + ([turn.ice_server(name, expires_at)] if turn is not None else [])
 
 
 class LegFailed(RuntimeError):
@@ -163,7 +174,11 @@ class Leg:
         answer_as_dtls_server(self._pc, offer_sdp)
         self._prepare_answer()
         self._gatherers = install_trickle(
-            self._pc, self._ice.interfaces, self._ice.announced_ip, self._on_local_candidate
+            self._pc,
+            self._ice.interfaces,
+            self._ice.announced_ip,
+            self._on_local_candidate,
+            self._ice.sockets,
         )
         self._gathering_left = len(self._gatherers)
         self._restarter = IceRestarter(
@@ -172,6 +187,8 @@ class Leg:
         try:
             answer = await self._pc.createAnswer()
             await self._pc.setLocalDescription(answer)
+        except PortsExhausted:
+            raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
         install_marker_release(self._pc)
@@ -187,9 +204,10 @@ class Leg:
         sender sends its frames, or lets go of them when the client only sends (WHIP)."""
         policy = BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps)
         for transceiver in self._pc.getTransceivers():
-            if transceiver.kind != "video" or not transceiver._codecs:
+            codecs = private.TRANSCEIVER_CODECS.get(transceiver)
+            if transceiver.kind != "video" or not codecs:
                 continue
-            self.fanout.use_codec(transceiver._codecs[0].mimeType, policy)
+            self.fanout.use_codec(codecs[0].mimeType, policy)
             track = transceiver.sender.track
             if isinstance(track, Subscription):
                 if "send" in (transceiver.currentDirection or ""):
@@ -214,6 +232,8 @@ class Leg:
             answer = await self._restarter.answer(offer_sdp, rtc_ice_servers(self._ice_servers()))
         except InvalidOffer:
             raise
+        except PortsExhausted:
+            raise  # capacity, like a full instance: the current path is kept
         except (ValueError, KeyError, IndexError, OperationError) as exc:
             raise InvalidOffer(f"invalid SDP offer: {exc}") from exc
         except (RuntimeError, OSError, InvalidStateError) as exc:

@@ -131,4 +131,5 @@ class Legs:
         for runner in self._runners.values():
             await runner.close()
         self._runners.clear()
+        await self.ice.sockets.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

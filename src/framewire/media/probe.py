@@ -10,8 +10,9 @@ from typing import Any
 
 from aiortc import RTCPeerConnection
 
+from framewire.media import internals as private
+
 _H264_IDR = 5
-_DECODER_QUEUE_ATTRIBUTE = "_RTCRtpReceiver__decoder_queue"
 
 
 def is_keyframe(mime_type: str, data: bytes) -> bool:
@@ -45,6 +46,6 @@ def count_keyframes(pc: RTCPeerConnection) -> KeyframeCounter:
     for transceiver in pc.getTransceivers():
         if transceiver.kind == "video":
             counter = KeyframeCounter()
-            setattr(transceiver.receiver, _DECODER_QUEUE_ATTRIBUTE, counter)
+            private.RECEIVER_DECODER_QUEUE.set(transceiver.receiver, counter)
             return counter
     raise ValueError("no video transceiver to count keyframes on")

@@ -1,8 +1,8 @@
-"""ICE restart in place for an aiortc peer connection, in either role (MEDIA_NOTES.md).
+"""ICE restart in place for an aiortc peer connection, in either role.
 
 aiortc accepts a re-offer with a new ufrag/pwd and ignores it: its gatherer gathers once and
 its ICE transport starts once. Everything facing signalling reads the transport's aioice
-`_connection` at call time, and DTLS reaches ICE only through `transport._recv`/`_send`. So a
+`_connection` at call time, and DTLS reaches ICE only through the transport's recv/send hooks. So a
 restart puts a fresh aioice Connection (same role, new ufrag/pwd, fresh TURN credentials)
 behind the existing RTCIceGatherer/RTCIceTransport *before* the stock offer/answer round,
 which then publishes the new credentials and candidates; the DTLS session above is untouched
@@ -12,10 +12,8 @@ transport sends and receives through it and the old one is retired, its queue de
 so that closing it cannot end the DTLS reader. Gathering for the new generation goes through
 the TrickleGatherer, so the answer (or offer) never waits for STUN/TURN.
 
-Private attributes of the pinned aiortc/aioice versions used here: `_connection`, `_queue`,
-`_query_consent_task`, `_event_waiter`, `_transport_policy`, `_use_ipv4/6`,
-`_remote_candidates_end`, the transport's monitor task and the gatherer's state setter;
-tests/test_ice_restart.py covers them.
+The private aiortc/aioice attributes used here are named in internals.py;
+tests/test_ice_restart.py covers the behaviour.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ from aiortc import RTCIceServer, RTCIceTransport, RTCPeerConnection, RTCSessionD
 from aiortc import sdp as aiortc_sdp
 from aiortc.rtcicetransport import RTCIceParameters, connection_kwargs
 
+from framewire.media import internals as private
 from framewire.media.gathering import TrickleGatherer
 from framewire.media.signaling import InvalidOffer
 
@@ -60,8 +59,8 @@ class _Path:
         self.transport = transport
         self.gatherer = gatherer
         self.inbound = InboundQueue()
-        self.active: Connection = transport._connection
-        self.active._queue = self.inbound
+        self.active: Connection = private.TRANSPORT_CONNECTION.get(transport)
+        private.CONN_QUEUE.set(self.active, self.inbound)
         self.pending: Connection | None = None
         self.checks: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -71,22 +70,23 @@ class _Path:
         old = self.active
         new = Connection(
             ice_controlling=old.ice_controlling,
-            transport_policy=old._transport_policy if policy is None else policy,
-            use_ipv4=old._use_ipv4,
-            use_ipv6=old._use_ipv6,
+            transport_policy=private.CONN_TRANSPORT_POLICY.get(old) if policy is None else policy,
+            use_ipv4=private.CONN_USE_IPV4.get(old),
+            use_ipv6=private.CONN_USE_IPV6.get(old),
             **connection_kwargs(servers),
         )
-        new._queue = self.inbound
+        private.CONN_QUEUE.set(new, self.inbound)
         # The old path may be dead: its consent expiry must not close it (and the DTLS reader
         # with it) while the new one forms. The restart's own timeout bounds this window.
-        if old._query_consent_task is not None:
-            old._query_consent_task.cancel()
+        consent = private.CONN_CONSENT_TASK.get(old)
+        if consent is not None:
+            consent.cancel()
         abandoned = self.pending
         self.pending = new
         self._watch(new)
         ice_gatherer = self.transport.iceGatherer
-        ice_gatherer._remote_candidates_end = False
-        ice_gatherer._RTCIceGatherer__setState("new")  # type: ignore[attr-defined]
+        private.GATHERER_REMOTE_END.set(ice_gatherer, False)
+        private.set_gatherer_state(ice_gatherer, "new")
         if abandoned is not None:
             self._drop(abandoned)
 
@@ -95,7 +95,7 @@ class _Path:
         if self.pending is not None:
             abandoned, self.pending = self.pending, None
             self._watch(self.active)
-            self.transport.iceGatherer._RTCIceGatherer__setState("completed")  # type: ignore[attr-defined]
+            private.set_gatherer_state(self.transport.iceGatherer, "completed")
             self._drop(abandoned)
 
     def start_checks(
@@ -123,15 +123,15 @@ class _Path:
             return
         if self.pending is not new:
             return
-        self.transport._send = new.send
-        self.transport._recv = new.recv
+        private.TRANSPORT_SEND.set(self.transport, new.send)
+        private.TRANSPORT_RECV.set(self.transport, new.recv)
         old, self.active, self.pending = self.active, new, None
         await _retire(old)
 
     async def _connect_when_gathered(self, new: Connection) -> None:
         """Checks need a local candidate (aioice fails an empty check list at once, which is
         why aiortc only starts ICE with one); relay-only candidates come a little later."""
-        while not new._local_candidates:
+        while not private.CONN_LOCAL_CANDIDATES.get(new):
             if self.transport.iceGatherer.state == "completed":
                 raise ConnectionError("no local ICE candidates were gathered")
             await asyncio.sleep(GATHER_POLL)
@@ -141,13 +141,15 @@ class _Path:
         """Point the transport (and its gatherer) at `conn`, with the transport's monitor
         watching it instead of the previous one, so closing the previous one can't fail it."""
         transport = self.transport
-        monitor: asyncio.Future[None] | None = transport._RTCIceTransport__monitor_task  # type: ignore[attr-defined]
+        monitor = private.TRANSPORT_MONITOR_TASK.get(transport)
         if monitor is not None:
             monitor.cancel()
-        transport._connection._event_waiter = None
-        transport._connection = conn
-        transport.iceGatherer._connection = conn
-        transport._RTCIceTransport__monitor_task = asyncio.ensure_future(transport._monitor())  # type: ignore[attr-defined]
+        private.CONN_EVENT_WAITER.set(private.TRANSPORT_CONNECTION.get(transport), None)
+        private.TRANSPORT_CONNECTION.set(transport, conn)
+        private.GATHERER_CONNECTION.set(transport.iceGatherer, conn)
+        private.TRANSPORT_MONITOR_TASK.set(
+            transport, asyncio.ensure_future(private.TRANSPORT_MONITOR.get(transport)())
+        )
 
     def _drop(self, conn: Connection) -> None:
         task = asyncio.get_running_loop().create_task(_retire(conn))
@@ -161,7 +163,7 @@ class _Path:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.checks
         for conn in (self.active, self.pending):
-            if conn is not None and conn is not self.transport._connection:
+            if conn is not None and conn is not private.TRANSPORT_CONNECTION.get(self.transport):
                 await _retire(conn)
         if self._retiring:
             await asyncio.wait(self._retiring)
@@ -169,7 +171,7 @@ class _Path:
 
 async def _retire(conn: Connection) -> None:
     """Close an old generation without its close reaching the shared queue."""
-    conn._queue = asyncio.Queue()
+    private.CONN_QUEUE.set(conn, asyncio.Queue())
     await conn.close()
 
 
@@ -195,10 +197,7 @@ class IceRestarter:
         self._pc = pc
         self._timeout = timeout
         self._on_failure = on_failure
-        self._paths = [
-            _Path(t, _trickle_gatherer_of(t))
-            for t in pc._RTCPeerConnection__iceTransports  # type: ignore[attr-defined]
-        ]
+        self._paths = [_Path(t, _trickle_gatherer_of(t)) for t in private.ice_transports(pc)]
 
     @property
     def restarting(self) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
+from framewire.media import internals as private
 from framewire.media.fanout import Fanout, Subscription
 from framewire.media.frameloop import drain
 from framewire.media.leg import IceOptions, Leg
@@ -40,7 +41,8 @@ class ViewerLeg(Leg):
         for transceiver in self._pc.getTransceivers():
             if transceiver.kind != "video":
                 continue
-            same = [c for c in transceiver._codecs if c.mimeType.lower() == wanted]
+            codecs = private.TRANSCEIVER_CODECS.get(transceiver)
+            same = [c for c in codecs if c.mimeType.lower() == wanted]
             if not same:
                 raise UnusableCodec(
                     f"the offer does not accept {self._source.mime_type or 'video'}, "
@@ -49,10 +51,10 @@ class ViewerLeg(Leg):
             types = {c.payloadType for c in same}
             rtx = [
                 c
-                for c in transceiver._codecs
+                for c in codecs
                 if c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") in types
             ]
-            transceiver._codecs = same + rtx
+            private.TRANSCEIVER_CODECS.set(transceiver, same + rtx)
             self._subscription = self._source.subscribe()
             self._pc.addTrack(self._subscription)
             return

@@ -12,6 +12,7 @@ from framewire import errors
 from framewire.media.leg import LegFailed
 from framewire.media.restart import RestartConflict
 from framewire.media.signaling import InvalidCandidate, InvalidOffer
+from framewire.media.sockets import PortsExhausted
 from framewire.policy.base import ContentRejected, InvalidImage
 from framewire.state.base import Record
 
@@ -108,7 +109,7 @@ def decode(body: Record) -> Command:
 TRANSPORTED: dict[str, type[Exception]] = {
     cls.__name__: cls
     for cls in (InvalidOffer, InvalidCandidate, RestartConflict, LegFailed, ContentRejected,
-                InvalidImage)
+                InvalidImage, PortsExhausted)
 }  # fmt: skip
 """Errors below the domain's own that an owner's handler may raise for its caller."""
 

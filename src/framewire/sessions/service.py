@@ -171,9 +171,7 @@ class SessionService:
     def ice_servers(self, record: SessionRecord) -> list[dict[str, Any]]:
         """The session's `ice_servers`: the configured ones, plus the TURN relay with
         credentials for this session that expire when it does."""
-        turn = self.legs.ice.turn
-        extra = [turn.ice_server(record.session_id, record.expires_at)] if turn else []
-        return self.legs.ice.servers + extra
+        return self.legs.ice.for_client(record.session_id, record.expires_at)
 
     # read -------------------------------------------------------------------------------
 

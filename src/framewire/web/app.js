@@ -130,9 +130,13 @@ class Session {
     return `${BASE}/sessions/${this.id}`;
   }
 
-  async start({ model, prompt, enhance, imageData }) {
-    // The reference client starts with a public STUN server; ours come with the answer (setConfiguration below).
-    this.pc = new RTCPeerConnection({ iceServers: [] });
+  async start({ model, prompt, enhance, imageData, relayOnly }) {
+    // The reference client starts with a public STUN server; ours come with the answer
+    // (setConfiguration below). Relay-only needs TURN credentials for the offer itself: first.
+    this.policy = relayOnly ? "relay" : "all";
+    let iceServers = [];
+    if (relayOnly) iceServers = (await this.api.call(`${BASE}/ice-servers`)).body.ice_servers;
+    this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.policy });
     this.pc.ontrack = (event) => this.on.output(event.streams[0]);
     // Listening before the POST keeps candidates found while it is in flight; they wait in the queue.
     this.pc.onicecandidate = ({ candidate }) => {
@@ -167,7 +171,7 @@ class Session {
       return;
     }
     await this.pc.setRemoteDescription(session.sdp);
-    this.pc.setConfiguration({ iceServers: session.ice_servers });
+    this.pc.setConfiguration({ iceServers: session.ice_servers, iceTransportPolicy: this.policy });
     this.openEvents(session.events.event_token);
     this.flushCandidates();
   }
@@ -253,7 +257,7 @@ class Session {
   async restartIce(iceServers) {
     this.restarting = true;
     try {
-      this.pc.setConfiguration({ iceServers });
+      this.pc.setConfiguration({ iceServers, iceTransportPolicy: this.policy });
       const offer = await this.pc.createOffer({ iceRestart: true });
       await this.pc.setLocalDescription(offer);
       // If-Match: "*" bypasses ETag sequencing during restarts.
@@ -368,7 +372,7 @@ class Page {
         "error", "error-title", "error-detail", "error-close", "prompt-form", "prompt", "enhance",
         "apply", "model", "model-info", "image", "image-preview", "image-label", "image-clear",
         "start", "end", "session-note", "key-dialog", "key-form", "key-error", "api-key", "stage",
-        "output-still", "end-summary", "share",
+        "output-still", "end-summary", "relay-only", "share",
       ].map((id) => [id, $(id)]),
     );
   }
@@ -513,6 +517,7 @@ class Page {
         prompt: this.el.prompt.value.trim(),
         enhance: this.el.enhance.checked,
         imageData: this.models.get(this.el.model.value)?.accepts_image ? this.image : null,
+        relayOnly: this.el["relay-only"].checked,
       });
       if (!session.closed) this.el["session-note"].textContent = "Waiting for the first frames…";
     } catch (err) {
