@@ -1,6 +1,7 @@
 """The house rules, checked on the source so they stay true: imports point down the layers
-(cli > run > proxy · client > api > sessions > media > models, policy, state, rtc, config),
-nothing above `state/` names a state adapter, and no function in src/ is longer than 60 lines."""
+(cli > run · workers > proxy · client > api > sessions > media > models, policy, state, rtc,
+config), nothing above `state/` names a state adapter, and no function in src/ is longer than
+60 lines."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "framewire"
 MAX_FUNCTION_LINES = 60
 RANK = {
     "cli": 7,
-    "run": 6,
+    "run": 6, "workers": 6,
     "proxy": 5, "client": 5,
     "api": 4,
     "sessions": 3,

@@ -19,6 +19,13 @@ from pydantic import ValidationError
 from framewire import __version__
 from framewire.config import SettingError, Settings
 from framewire.settings_view import effective_settings
+from framewire.workers import (
+    StartupError,
+    listening_socket,
+    parse_devices,
+    parse_workers,
+    supervise,
+)
 
 SUBCOMMAND_MODULES = ("framewire.proxy.command", "framewire.run.command")
 """Each defines `register(subparsers)`, adding its parser with `set_defaults(func=...)`;
@@ -31,10 +38,17 @@ SETTINGS_POINTER = (
 SERVE_EXIT = """\
 exit status:
   0  stopped (Ctrl-C or SIGTERM), or --check printed a valid configuration
-  2  usage error, an invalid FRAMEWIRE_* setting (the message names it), or a models file,
-     model backend, enhancer or moderator that cannot load (file, model id and field named)
+  1  --workers: the workers kept dying right after their start
+  2  usage error, an invalid FRAMEWIRE_* setting (the message names it), a models file,
+     model backend, enhancer or moderator that cannot load (file, model id and field named),
+     or --workers > 1 without FRAMEWIRE_REDIS_URL or with FRAMEWIRE_ICE_UDP_PORT
   3  cannot listen on HOST:PORT (e.g. the port is in use); nothing was started"""
 CANNOT_LISTEN = 3
+WORKERS_NEED = (
+    "--workers > 1 needs FRAMEWIRE_REDIS_URL (the workers share sessions, events and the "
+    "ledger through Redis) and cannot use FRAMEWIRE_ICE_UDP_PORT (one process owns that port; "
+    "use FRAMEWIRE_ICE_PORT_RANGE)"
+)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -49,11 +63,17 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if args.check:
         return _check(settings)
-    reason = _cannot_listen(args.host, args.port)
+    if args.workers > 1 and (not settings.redis_url or settings.ice_udp_port is not None):
+        print(f"framewire serve: {WORKERS_NEED}", file=sys.stderr)
+        return 2
+    # A worker of `--workers` shares the port its siblings already listen on: no probe.
+    reason = None if args.shared_port else _cannot_listen(args.host, args.port)
     if reason is not None:
         where = f"{args.host}:{args.port}"
         print(f"framewire serve: cannot listen on {where}: {reason}", file=sys.stderr)
         return CANNOT_LISTEN
+    if args.workers > 1:
+        return _serve_workers(args, settings)
     from framewire.api.app import create_app
     from framewire.models.catalog import ModelsFileError
     from framewire.policy.plugins import PolicyPluginError
@@ -66,14 +86,34 @@ def serve(args: argparse.Namespace) -> int:
     except (ModelsFileError, PolicyPluginError) as exc:
         print(f"framewire serve: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=5,
-    )
+    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5)
+    try:
+        sock = listening_socket(args.host, args.port, reuse_port=args.shared_port)
+    except OSError as exc:
+        print(f"framewire serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return CANNOT_LISTEN
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """`--workers N`: N worker processes behind the one port (framewire.workers). A models
+    file is checked here first, so a bad one fails once, not in every worker."""
+    from framewire.models.catalog import ModelsFileError, load_catalog
+
+    extra = ["--log-level", args.log_level]
+    if settings.models is not None:
+        try:
+            load_catalog(settings.models)
+        except ModelsFileError as exc:
+            print(f"framewire serve: {exc}", file=sys.stderr)
+            return 2
+        extra += ["--models", str(settings.models)]
+    try:
+        return supervise(args.host, args.port, args.workers, args.devices or [], extra)
+    except StartupError as exc:
+        print(f"framewire serve: {exc}", file=sys.stderr)
+        return CANNOT_LISTEN
 
 
 def _check(settings: Settings) -> int:
@@ -149,6 +189,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the effective configuration (secrets masked) and exit",
     )
+    p.add_argument(
+        "--workers",
+        type=parse_workers,
+        default=1,
+        help="server processes behind the one port, sharing state through FRAMEWIRE_REDIS_URL "
+        "(default: 1)",
+    )
+    p.add_argument(
+        "--devices",
+        type=parse_devices,
+        help="accelerator ids, e.g. 0,1: worker i gets CUDA_VISIBLE_DEVICES=devices[i mod n] "
+        "(default: none, workers see every device)",
+    )
+    p.add_argument("--shared-port", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=serve)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -1,9 +1,9 @@
-"""Settings: one object built once from the environment (SPEC.md §5) and passed down."""
+"""Settings: one object built once from the environment (the README's "Running the server"
+table) and passed down."""
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,14 +11,12 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
-def _default_max_sessions() -> int:
-    # One 720p20 session costs ~0.3 core of codec work plus its model; leave headroom.
-    return max(2, 2 * (os.cpu_count() or 1))
+VIDEO_CODEC_NAMES = ("h264", "vp8")
 
 
 class Settings(BaseSettings):
-    """Every `FRAMEWIRE_*` variable of SPEC.md §5; the names are a public interface."""
+    """Every `FRAMEWIRE_*` variable (README, "Running the server"); the names are a public
+    interface."""
 
     model_config = SettingsConfigDict(env_prefix="FRAMEWIRE_", extra="ignore")
 
@@ -47,7 +45,18 @@ class Settings(BaseSettings):
     """Seconds without packets from a client before the server asks it for an ICE restart."""
     ice_restart_timeout: float = Field(default=15.0, gt=0)
     """Seconds for the client to re-offer after `ice-restart`, and for the new path to connect."""
-    max_sessions: int = Field(default_factory=_default_max_sessions, gt=0)
+    max_sessions: int | None = Field(default=None, gt=0)
+    """None: sized from the measured cost of a session (framewire.sessions.admission)."""
+    shed_load: bool = True
+    """False: admit up to FRAMEWIRE_MAX_SESSIONS whatever the measured cost and live signals
+    say (benchmarks that measure past what holds)."""
+    model_workers: int | None = Field(default=None, gt=0)
+    """Threads running models (and each frame's pixel work) per process; None: one per CPU."""
+    workers: int = Field(default=1, gt=0)
+    """Server processes on this machine (`framewire serve --workers` sets it): each counts on
+    its share of the cores."""
+    video_codecs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["h264", "vp8"])
+    """Video codecs in order of preference; the client's offer decides which are possible."""
     max_viewers: int = Field(default=16, ge=0)
     """WHEP viewers one session may have at once; beyond it 429."""
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
@@ -58,7 +67,7 @@ class Settings(BaseSettings):
     """Prompt enhancer plug-in: an entry point in `framewire.enhancers` or `module:attr`."""
     moderator: str | None = None
     """Moderator plug-in: an entry point in `framewire.moderators` or `module:attr`."""
-    # Not in SPEC §5's table but tunable for tests and small deployments.
+    # Tunable for tests and small deployments.
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)
     key_concurrency: int = Field(default=10, gt=0)
@@ -85,14 +94,27 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("video_codecs", mode="before")
+    @classmethod
+    def _parse_codecs(cls, value: Any) -> Any:
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list):
+            return value
+        names = [str(n).strip().lower() for n in names if str(n).strip()]
+        unknown = [n for n in names if n not in VIDEO_CODEC_NAMES]
+        if unknown or not names:
+            raise ValueError(
+                f"FRAMEWIRE_VIDEO_CODECS: unknown video codec {', '.join(unknown) or '(none)'}; "
+                f"use a comma-separated list of {', '.join(VIDEO_CODEC_NAMES)}"
+            )
+        return list(dict.fromkeys(names))
+
     @model_validator(mode="after")
     def _turn_needs_secret(self) -> Settings:
         if self.turn_urls and not self.turn_secret:
             raise ValueError("FRAMEWIRE_TURN_URLS needs FRAMEWIRE_TURN_SECRET")
         if self.ice_udp_port is not None and self.ice_port_range is not None:
-            raise ValueError(
-                "set FRAMEWIRE_ICE_UDP_PORT or FRAMEWIRE_ICE_PORT_RANGE, not both"
-            )
+            raise ValueError("set FRAMEWIRE_ICE_UDP_PORT or FRAMEWIRE_ICE_PORT_RANGE, not both")
         return self
 
     @field_validator("ice_port_range", mode="before")
@@ -109,10 +131,7 @@ class Settings(BaseSettings):
         except ValueError:
             low = high = 0
         if not sep or not 1 <= low <= high <= 65535:
-            raise ValueError(
-                f"must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535, "
-                f"not {value!r}"
-            )
+            raise ValueError(f"must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535, not {value!r}")
         return (low, high)
 
     @field_validator("ice_servers", mode="before")
@@ -129,4 +148,3 @@ class SettingError(ValueError):
     def __init__(self, setting: str, detail: str) -> None:
         super().__init__(f"{setting}: {detail}")
         self.setting = setting
-

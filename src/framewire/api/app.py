@@ -26,6 +26,7 @@ from framewire.media.turn import TURN_TTL_MARGIN, turn_server
 from framewire.models.catalog import Catalog, load_catalog
 from framewire.models.registry import ModelRegistry
 from framewire.policy.plugins import build_enhancer, build_moderator
+from framewire.sessions.admission import Admission, share_of_cores
 from framewire.sessions.content import Content
 from framewire.sessions.ports import Limits, Ports
 from framewire.sessions.service import SessionService
@@ -134,8 +135,21 @@ def open_legs(settings: Settings, registry: ModelRegistry) -> Legs:
             disconnect_grace=settings.ice_disconnect_grace,
             sockets=host_sockets(settings),
         ),
-        workers=max(1, os.cpu_count() or 1),
+        workers=model_workers(settings),
+        video_codecs=settings.video_codecs,
     )
+
+
+def open_admission(settings: Settings, legs: Legs) -> Admission:
+    cores = share_of_cores(settings.workers)
+    return Admission(
+        legs, settings.max_sessions, cores, model_workers(settings), shed=settings.shed_load
+    )
+
+
+def model_workers(settings: Settings) -> int:
+    """Threads per process running models (and each frame's pixel work)."""
+    return settings.model_workers or max(1, os.cpu_count() or 1)
 
 
 def content_checks(
@@ -180,12 +194,12 @@ def session_service(
         EventTokens(settings.secret),
         Limits(
             max_duration=settings.max_duration,
-            max_sessions=settings.max_sessions,
             key_concurrency=settings.key_concurrency,
             tick_interval=settings.tick_interval,
             inactivity_timeout=settings.inactivity_timeout,
             retention=settings.session_retention,
         ),
+        open_admission(settings, legs),
     )
 
 

@@ -12,7 +12,7 @@ Every response carries this instance's `instance_id`; errors are `{error, instan
 - A key sees only its own legs: a bare leg belongs to the key that opened it, a session's leg to
   the session's key; anyone else gets 404. Legs live on the instance that opened them.
 - A session's leg cannot be deleted here (409): DELETE the session, which settles its billing.
-- Bare legs are not billed, count against FRAMEWIRE_MAX_SESSIONS (503 + Retry-After), and are
+- Bare legs are not billed, count against the instance's capacity (503 + Retry-After), and are
   closed as soon as their media ends by itself (ICE failure or timeout, peer gone, model fault).
 """
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
+from framewire.sessions.admission import RETRY_AFTER
 from framewire.sessions.service import SessionService
 
 router = APIRouter(tags=["ops"])
@@ -18,13 +19,15 @@ async def healthz(request: Request) -> JSONResponse:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
+    """Ready while this instance would admit one more session; the body reports its load
+    (framewire.sessions.admission)."""
     service: SessionService = request.app.state.sessions
-    free = service.free_capacity()
-    ready = free > 0
+    refusal = service.admission.refusal()
+    ready = refusal is None
     return JSONResponse(
-        {"status": "ready" if ready else "full", "free_sessions": free},
+        {"status": "ready" if ready else "full", "reason": refusal, **service.admission.report()},
         status_code=200 if ready else 503,
-        headers={} if ready else {"Retry-After": "5"},
+        headers={} if ready else {"Retry-After": RETRY_AFTER},
     )
 
 
@@ -40,6 +43,11 @@ async def metrics(request: Request) -> Response:
         "framewire_frames_in_total": "Inbound video frames over open legs",
         "framewire_frames_out_total": "Model frames sent over open legs",
         "framewire_frames_dropped_total": "Inbound frames dropped (latest-frame-wins)",
+        "framewire_frames_late_total": "Inbound frames gone stale before the model took them",
+        "framewire_capacity_sessions": "Sessions this instance admits (measured cost; -1: none)",
+        "framewire_core_per_session": "CPU cores one streaming session costs (measured)",
+        "framewire_loop_lag_seconds": "Median event-loop lag over the admission window",
+        "framewire_overloaded": "1 while live signals shed new sessions",
     }
     made = {name: Gauge(name, doc, labels, registry=registry) for name, doc in gauges.items()}
     legs = service.open_legs()
@@ -50,4 +58,10 @@ async def metrics(request: Request) -> Response:
     made["framewire_frames_dropped_total"].labels(instance).set(
         sum(x.stats.frames_dropped for x in legs)
     )
+    made["framewire_frames_late_total"].labels(instance).set(sum(x.stats.frames_late for x in legs))
+    admission = service.admission
+    made["framewire_capacity_sessions"].labels(instance).set(admission.capacity() or -1)
+    made["framewire_core_per_session"].labels(instance).set(admission.session_cost().cores or 0.0)
+    made["framewire_loop_lag_seconds"].labels(instance).set(admission.loop_lag())
+    made["framewire_overloaded"].labels(instance).set(int(admission.overload() is not None))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -41,6 +41,11 @@ class FrameStats:
         self.frames_in = 0
         self.frames_out = 0
         self.frames_dropped = 0
+        self.frames_late = 0
+        """Inbound frames replaced by a newer one before the model could take them: the loop
+        is not keeping up (admission sheds load on their ratio)."""
+        self.work_seconds = 0.0
+        """Worker-thread seconds spent on this leg's frames (scaling, model, conversion)."""
         self.last_inbound: float | None = None
         self._latency_ms: deque[float] = deque(maxlen=1200)
 
@@ -84,6 +89,7 @@ class LatestFrameReader:
                 self._stats.last_inbound = now
                 if self._latest is not None:
                     self._stats.frames_dropped += 1
+                    self._stats.frames_late += 1
                 assert isinstance(frame, VideoFrame)
                 self._latest = (frame, now)
                 self._fresh.set()
@@ -134,13 +140,16 @@ class FramePacer:
         return True
 
 
-def encodable(image: Frame) -> VideoFrame:
-    """A BGR image as the frame the encoder wants: yuv420p (odd sizes left to the encoder)."""
+def encodable(image: Frame, scratch: Frame | None = None) -> VideoFrame:
+    """A BGR image as the frame the encoder wants: yuv420p (odd sizes left to the encoder).
+    `scratch`, a (height * 3 // 2, width) uint8 buffer, spares the conversion an allocation."""
     height, width = image.shape[:2]
     if width % 2 or height % 2:
         return VideoFrame.from_ndarray(image, format="bgr24")
-    yuv: Frame = np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
-    return VideoFrame.from_ndarray(yuv, format="yuv420p")
+    if scratch is None or scratch.shape != (height * 3 // 2, width):
+        scratch = np.empty((height * 3 // 2, width), np.uint8)
+    cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=scratch)
+    return VideoFrame.from_ndarray(scratch, format="yuv420p")
 
 
 def drain(track: MediaStreamTrack) -> asyncio.Task[None]:
@@ -234,21 +243,31 @@ class ModelTrack(PacedTrack):
         self._model = model
         self._executor = executor
         self._reformatter = VideoReformatter()
+        self._yuv: Frame = np.empty((spec.height * 3 // 2, spec.width), np.uint8)
 
     @property
     def model(self) -> FrameModel:
         return self._model
 
     def _transform(self, frame: VideoFrame) -> VideoFrame:
-        """Worker thread: inbound frame -> model input (spec size, BGR) -> model -> encoder."""
+        """Worker thread: inbound frame -> model input (spec size, BGR) -> model -> encoder.
+        One swscale pass scales (inside swscale, on the planar input) and converts; the model
+        reads its output in place; one cv2 pass converts back, into a buffer reused every frame
+        (from_ndarray copies it out)."""
+        began = time.monotonic()
         spec = self._spec
         bgr = self._reformatter.reformat(
             frame, width=spec.width, height=spec.height, format="bgr24"
         )
-        image = self._model.process(np.asarray(bgr.to_ndarray(), dtype=np.uint8))
-        if image.shape != (spec.height, spec.width, 3) or image.dtype != np.uint8:
-            raise ValueError(f"model returned {image.dtype} {image.shape}, not the spec's frame")
-        return encodable(image)
+        try:
+            image = self._model.process(np.asarray(bgr.to_ndarray(), dtype=np.uint8))
+            if image.shape != (spec.height, spec.width, 3) or image.dtype != np.uint8:
+                raise ValueError(
+                    f"model returned {image.dtype} {image.shape}, not the spec's frame"
+                )
+            return encodable(image, self._yuv)
+        finally:
+            self._stats.work_seconds += time.monotonic() - began
 
     async def _process(self, frame: VideoFrame) -> VideoFrame:
         loop = asyncio.get_running_loop()

@@ -92,9 +92,7 @@ class TrickleGatherer:
                     )
         if conn.turn_server:
             for component in sorted(private.CONN_COMPONENTS.get(conn)):
-                tasks.append(
-                    asyncio.create_task(self._sockets.relayed_candidate(conn, component))
-                )
+                tasks.append(asyncio.create_task(self._sockets.relayed_candidate(conn, component)))
         return tasks
 
     async def _gather_late(self) -> None:

@@ -35,6 +35,7 @@ from aiortc import (
     RTCRtpTransceiver,
 )
 from aiortc.codecs.base import Encoder
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -158,6 +159,12 @@ SENDER_SEND_KEYFRAME: Private[Callable[[], None]] = Private(
 
 # DTLS (dtls.py)
 DTLS_ROLE: Private[str] = Private(RTCDtlsTransport, "_role")
+
+# RTP send path, continued (codecs.py)
+H264_ENCODE_FRAME: Private[Callable[..., Any]] = Private(
+    H264Encoder, "_encode_frame", on_class=True
+)
+"""Overridden by the governed H.264 encoder to build its codec with realtime settings."""
 
 # TURN (sockets.py: a relay allocation from a socket bound in the port range)
 TURN_CONNECT: Private[Callable[[asyncio.DatagramProtocol], Coroutine[Any, Any, None]]] = Private(

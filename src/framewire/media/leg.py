@@ -22,7 +22,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from framewire.media import internals as private
 from framewire.media.batching import BatchedTrack, BatchSlot
-from framewire.media.codecs import BitratePolicy
+from framewire.media.codecs import BitratePolicy, prefer_codecs
 from framewire.media.dtls import answer_as_dtls_server
 from framewire.media.fanout import Fanout, Subscription
 from framewire.media.frameloop import (
@@ -98,6 +98,7 @@ class Leg:
         model: FrameModel | BatchSlot,
         executor: Executor,
         ice: IceOptions,
+        video_codecs: list[str],
     ) -> None:
         self.id = leg_id
         self.spec = spec
@@ -114,6 +115,7 @@ class Leg:
         self._model = model
         self._executor = executor
         self._ice = ice
+        self._video_codecs = video_codecs
         self._pc = RTCPeerConnection(
             RTCConfiguration(iceServers=rtc_ice_servers(self._ice_servers()))
         )
@@ -159,6 +161,10 @@ class Leg:
     def executor(self) -> Executor:
         return self._executor
 
+    @property
+    def video_codecs(self) -> list[str]:
+        return self._video_codecs
+
     async def answer(self, offer_sdp: str) -> str:
         """Apply the offer and return the answer SDP, without waiting for gathering to end."""
         check_offer(offer_sdp)
@@ -171,6 +177,11 @@ class Leg:
                 "the SDP offer has no codec in common with the server "
                 "(video: VP8 or H264; audio: Opus, PCMU or PCMA)"
             ) from exc
+        if not prefer_codecs(self._pc, self._video_codecs):
+            raise InvalidOffer(
+                "the SDP offer has no video codec this server is configured for "
+                f"(FRAMEWIRE_VIDEO_CODECS: {','.join(self._video_codecs)})"
+            )
         answer_as_dtls_server(self._pc, offer_sdp)
         self._prepare_answer()
         self._gatherers = install_trickle(

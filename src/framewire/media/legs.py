@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 from framewire.media.batching import BatchRunner, BatchSlot
+from framewire.media.codecs import VIDEO_CODECS
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
 from framewire.models.base import Frame, FrameModel, ModelSpec, SharedModel
 from framewire.models.registry import ModelRegistry, is_shared
@@ -29,9 +30,16 @@ class CapacityFull(RuntimeError):
 class Legs:
     """Creates, finds and closes legs; owns the worker threads models run in."""
 
-    def __init__(self, registry: ModelRegistry, ice: IceOptions, workers: int) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        ice: IceOptions,
+        workers: int,
+        video_codecs: list[str] | None = None,
+    ) -> None:
         self.registry = registry
         self.ice = ice
+        self.video_codecs = video_codecs or list(VIDEO_CODECS)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
         self._legs: dict[str, Leg] = {}
         self._reserved = 0
@@ -64,6 +72,7 @@ class Legs:
             model,
             self._executor,
             self.ice,
+            self.video_codecs,
         )
         leg.owner = owner
         if listener is not None:

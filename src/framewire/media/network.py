@@ -29,7 +29,9 @@ def host_sockets(settings: Settings) -> HostSockets:
     if settings.ice_port_range is not None:
         first, last = settings.ice_port_range
         per_leg = len(interfaces_of(settings)) + (1 if settings.turn_urls else 0)
-        needed = settings.max_sessions * per_leg
+        # Checkable only against a set ceiling; a measured capacity meets a full range at run
+        # time, answered 503 + Retry-After like any other full instance.
+        needed = (settings.max_sessions or 0) * per_leg
         if last - first + 1 < needed:
             raise SettingError(
                 "FRAMEWIRE_ICE_PORT_RANGE",

@@ -28,7 +28,9 @@ class ViewerLeg(Leg):
     does); its owner sets it."""
 
     def __init__(self, viewer_id: str, source: Leg, ice: IceOptions) -> None:
-        super().__init__(viewer_id, source.spec, source.model, source.executor, ice)
+        super().__init__(
+            viewer_id, source.spec, source.model, source.executor, ice, source.video_codecs
+        )
         self.source_id = source.id
         self.etag = ""
         self.remote_ufrag: str | None = None

@@ -13,6 +13,7 @@ from typing import Any
 from framewire import errors
 from framewire.media.leg import Leg
 from framewire.media.legs import LegNotFound, Legs
+from framewire.sessions.admission import Admission
 from framewire.sessions.content import Content
 from framewire.sessions.owner import Owner
 
@@ -47,11 +48,11 @@ class Found:
 
 
 class BareLegs:
-    def __init__(self, legs: Legs, owner: Owner, content: Content, max_legs: int) -> None:
+    def __init__(self, legs: Legs, owner: Owner, content: Content, admission: Admission) -> None:
         self._legs = legs
         self._owner = owner
         self._content = content
-        self._max_legs = max_legs
+        self._admission = admission
 
     async def open(
         self, key_id: str, offer_sdp: str, model_id: str | None, prompt: str | None, enhance: bool
@@ -60,7 +61,7 @@ class BareLegs:
         model_id = model_id or DEFAULT_MODEL
         self._content.model(model_id)
         enhanced = self._content.prompt(prompt, enhance, model_id) if prompt else None
-        with self._legs.reserve(self._max_legs):
+        with self._admission.reserve():
             leg, answer = await self._legs.open(offer_sdp, model_id, enhanced, owner=key_id)
         leg.attach(BareLeg(self._legs, leg.id))
         return leg, answer

@@ -20,7 +20,6 @@ class Ports:
 @dataclass
 class Limits:
     max_duration: float
-    max_sessions: int
     key_concurrency: int
     tick_interval: float
     inactivity_timeout: float

@@ -18,6 +18,7 @@ from framewire.media.leg import Leg
 from framewire.media.legs import Legs
 from framewire.models.base import Frame, ModelSpec
 from framewire.sessions import commands as cmd
+from framewire.sessions.admission import Admission
 from framewire.sessions.barelegs import BareLegs
 from framewire.sessions.content import Content
 from framewire.sessions.etags import ice_ufrag, new_etag
@@ -69,6 +70,7 @@ class SessionService:
         content: Content,
         tokens: EventTokens,
         limits: Limits,
+        admission: Admission,
     ) -> None:
         self.instance_id = instance_id
         self.ports = ports
@@ -76,6 +78,7 @@ class SessionService:
         self.content = content
         self.tokens = tokens
         self.limits = limits
+        self.admission = admission
         timings = Timings(
             limits.tick_interval,
             limits.inactivity_timeout,
@@ -85,13 +88,15 @@ class SessionService:
         )
         self.owner = Owner(instance_id, ports, legs, content, timings)
         self.reaper = OrphanReaper(instance_id, ports, limits.retention)
-        self.bare = BareLegs(legs, self.owner, content, limits.max_sessions)
+        self.bare = BareLegs(legs, self.owner, content, admission)
 
     async def start(self) -> None:
         await self.reaper.end_orphans_of(self.instance_id)  # left by a previous run under this id
         await self.owner.serve()
+        self.admission.start()
 
     async def stop(self) -> None:
+        await self.admission.stop()
         await self.owner.stop()
 
     async def sweep_orphans(self) -> None:
@@ -111,7 +116,7 @@ class SessionService:
         self.content.model(model_id)
         enhanced = self.content.prompt(prompt, enhance_prompt, model_id) if prompt else None
         frame = await self.content.image(image, model_id) if image is not None else None
-        with self.legs.reserve(self.limits.max_sessions):
+        with self.admission.reserve():
             leg, answer, balance = await self._open_leg(
                 key_id, model_id, offer_sdp, enhanced, frame
             )
@@ -294,9 +299,6 @@ class SessionService:
 
     def open_legs(self) -> list[Leg]:
         return self.legs.all()
-
-    def free_capacity(self) -> int:
-        return max(0, self.limits.max_sessions - len(self.legs.all()))
 
     def models(self) -> list[ModelSpec]:
         return self.content.registry.specs()

@@ -1,0 +1,282 @@
+"""Admission that protects quality: take one more session (or bare leg) only when the running
+ones will keep their frame rate.
+
+Two kinds of evidence, sampled every SAMPLE_EVERY seconds:
+- *Cost*, measured: this process's CPU time per second, its event-loop thread's (the GIL-bound
+  Python of RTP, SRTP and asyncio, which one process cannot spread over cores), and the model
+  workers' busy time per second, each divided by the legs that stream. The instance's capacity
+  is how many such sessions fit in its share of the cores, in one core for the loop, and in its
+  model workers, at TARGET_LOAD: the next session is refused *before* it would push the others
+  below their fps. Until a session has
+  streamed, the cost is a prior measured on this machine at start (one 720p frame's decode,
+  conversions and encode, times the frame rate, times PATH_OVERHEAD).
+- *Live signals*, for what cost cannot predict (a neighbour taking the CPU, a model slower on
+  some inputs): event-loop lag, and the ratio of inbound frames that went stale before the
+  model took them (`frames_late`). Either over its limit sheds new work until it recovers.
+
+`FRAMEWIRE_MAX_SESSIONS`, when set, is a ceiling on top (GPU models: see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import math
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+
+from framewire.media.codecs import realtime_vp8
+from framewire.media.frameloop import encodable
+from framewire.media.legs import CapacityFull, Legs
+
+SAMPLE_EVERY = 1.0
+WINDOW = 4
+"""Samples (seconds) the live signals and costs are judged over."""
+TARGET_LOAD = 0.8
+"""Share of the cores (and of the model workers) sessions may use: the rest absorbs keyframes,
+bursts and the HTTP side."""
+PROBE_EVERY = 0.1
+LOOP_LAG_LIMIT = 0.02
+"""Event-loop lag (seconds, median of the window's probes every PROBE_EVERY) above which new
+work is refused: a loop this late on every other wake-up is saturated, not hiccuping."""
+LATE_RATIO_LIMIT = 0.1
+"""Share of inbound frames going stale before the model takes them, above which new work is
+refused (measured only over windows with at least MIN_FRAMES inbound)."""
+MIN_FRAMES = 40
+PATH_OVERHEAD = 1.6
+"""A session's CPU over its codec work (RTP, SRTP, RTCP, the event loop), from
+bench/capacity.py's per-stage table."""
+CALIBRATION_FRAMES = 8
+PRIOR_SIZE = (1280, 720, 20)
+RETRY_AFTER = "5"
+"""Seconds /readyz tells a balancer to wait (the API's 503s say the same)."""
+
+
+class Overloaded(CapacityFull):
+    """Live signals say this instance is behind: no new work until it recovers."""
+
+    def __init__(self, reason: str) -> None:
+        RuntimeError.__init__(
+            self, f"this instance is overloaded ({reason}); try again later or elsewhere"
+        )
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one streaming session uses: CPU cores (the whole process), of them the event-loop
+    thread's share (GIL-bound Python: RTP, SRTP, asyncio, HTTP, which one process cannot spread
+    over cores), and model workers (their busy time)."""
+
+    cores: float | None
+    loop: float = 0.0
+    workers: float = 0.0
+
+
+@dataclass
+class Sample:
+    at: float
+    cpu: float
+    loop_cpu: float
+    work: float
+    frames_in: int
+    frames_late: int
+    streaming: int
+    lags: list[float]
+
+
+def calibrate(width: int, height: int, fps: int) -> float:
+    """Cores one session of this size costs before its model, measured here: CPU seconds of a
+    frame's encode, decode and two conversions, times fps, times PATH_OVERHEAD."""
+    noise = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
+    scene = np.asarray(cv2.GaussianBlur(noise, (0, 0), 3), dtype=np.uint8)  # photo-like texture
+    encoder = realtime_vp8(av.VideoFrame(width, height, "yuv420p"), 1_500_000)
+    decoder = av.CodecContext.create("libvpx", "r")
+    decoder.thread_count = 1  # this thread's CPU time is the measure
+    started = time.thread_time()
+    for number in range(CALIBRATION_FRAMES):
+        frame = encodable(np.roll(scene, number * 7, axis=1))  # a pan
+        frame.pts, frame.time_base = number, fractions.Fraction(1, fps)
+        for packet in encoder.encode(frame):
+            for decoded in decoder.decode(packet):
+                decoded.to_ndarray(format="bgr24")
+    per_frame = (time.thread_time() - started) / CALIBRATION_FRAMES
+    return per_frame * fps * PATH_OVERHEAD
+
+
+class Admission:
+    """Decides on each new session or bare leg; reports the load for /readyz and /metrics."""
+
+    def __init__(
+        self,
+        legs: Legs,
+        max_sessions: int | None,
+        cores: float,
+        model_workers: int,
+        shed: bool = True,
+    ) -> None:
+        self.legs = legs
+        self.max_sessions = max_sessions
+        self.shed = shed
+        """False (FRAMEWIRE_SHED_LOAD=false): only FRAMEWIRE_MAX_SESSIONS limits admission."""
+        self.cores = cores
+        self.model_workers = model_workers
+        self.prior: float | None = None
+        self.measured: Cost | None = None
+        """The last cost per session measured over a steady window."""
+        self.measured_with = 0
+        """How many sessions streamed through that window."""
+        self._samples: deque[Sample] = deque(maxlen=WINDOW + 1)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Calibrate the prior (in a thread) and sample for the instance's life."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        self.prior = await asyncio.to_thread(calibrate, *PRIOR_SIZE)
+        while True:
+            lags = []
+            for _ in range(round(SAMPLE_EVERY / PROBE_EVERY)):
+                before = time.monotonic()
+                await asyncio.sleep(PROBE_EVERY)
+                lags.append(max(0.0, time.monotonic() - before - PROBE_EVERY))
+            self._samples.append(self._sample(lags))
+            self._measure()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _sample(self, lags: list[float]) -> Sample:
+        legs = self.legs.all()
+        return Sample(
+            at=time.monotonic(),
+            cpu=time.process_time(),
+            loop_cpu=time.thread_time(),  # this runs on the event loop's thread
+            work=sum(leg.stats.work_seconds for leg in legs),
+            frames_in=sum(leg.stats.frames_in for leg in legs),
+            frames_late=sum(leg.stats.frames_late for leg in legs),
+            streaming=sum(1 for leg in legs if leg.stats.frames_out > 0),
+            lags=lags,
+        )
+
+    # evidence -----------------------------------------------------------------------------
+
+    def _measure(self) -> None:
+        """Update the per-session cost when the window saw the same sessions stream
+        throughout (a session starting or ending mid-window would skew the division)."""
+        samples = list(self._samples)
+        last = samples[-1]
+        if len(samples) <= WINDOW or last.streaming == 0:
+            return
+        if any(s.streaming != last.streaming for s in samples):
+            return
+        first, per = samples[0], (last.at - samples[0].at) * last.streaming
+        self.measured = Cost(
+            cores=(last.cpu - first.cpu) / per,
+            loop=(last.loop_cpu - first.loop_cpu) / per,
+            workers=(last.work - first.work) / per,
+        )
+        self.measured_with = last.streaming
+
+    @property
+    def streaming(self) -> int:
+        """Sessions and legs streaming throughout the last measured window."""
+        return self._samples[-1].streaming if self._samples else 0
+
+    def session_cost(self) -> Cost:
+        """What one streaming session uses: measured, or the prior (cores only) until a
+        session has streamed through a whole window."""
+        return self.measured if self.measured is not None else Cost(self.prior)
+
+    def capacity(self) -> int | None:
+        """Sessions this instance holds at TARGET_LOAD (None: not known yet, no limit but
+        FRAMEWIRE_MAX_SESSIONS)."""
+        if not self.shed:
+            return self.max_sessions
+        cost = self.session_cost()
+        limits = [] if self.max_sessions is None else [self.max_sessions]
+        for used, available in (
+            (cost.cores, self.cores),
+            (cost.loop, 1.0),  # one event-loop thread: one core at most, whatever the machine
+            (cost.workers, self.model_workers),
+        ):
+            if used:
+                limits.append(max(1, math.floor(available * TARGET_LOAD / used)))
+        return min(limits) if limits else None
+
+    def loop_lag(self) -> float:
+        """Median event-loop lag (seconds) over the window's probes."""
+        lags = sorted(lag for s in list(self._samples)[1:] for lag in s.lags)
+        return lags[len(lags) // 2] if lags else 0.0
+
+    def overload(self) -> str | None:
+        """Why the live signals say no to new work now, or None."""
+        samples = list(self._samples)
+        if len(samples) < 2 or not self.shed:
+            return None
+        lag = self.loop_lag()
+        if lag > LOOP_LAG_LIMIT:
+            return f"event-loop lag {lag * 1000:.0f} ms"
+        first, last = samples[0], samples[-1]
+        frames = last.frames_in - first.frames_in
+        late = last.frames_late - first.frames_late
+        if frames >= MIN_FRAMES and late / frames > LATE_RATIO_LIMIT:
+            return f"{late / frames:.0%} of inbound frames went stale before the model"
+        return None
+
+    def report(self) -> dict[str, float | int | str | None]:
+        """The load, for /readyz and /metrics."""
+        cost = self.session_cost()
+        capacity = self.capacity()
+        return {
+            "sessions": self.legs.count(),
+            "streaming": self.streaming,
+            "capacity": capacity,
+            "free_sessions": None if capacity is None else max(0, capacity - self.legs.count()),
+            "core_per_session": None if cost.cores is None else round(cost.cores, 3),
+            "loop_core_per_session": round(cost.loop, 3),
+            "model_workers_per_session": round(cost.workers, 3),
+            "cost_measured_with": self.measured_with,
+            "loop_lag_ms": round(self.loop_lag() * 1000, 1),
+            "overload": self.overload(),
+        }
+
+    # decisions ----------------------------------------------------------------------------
+
+    def refusal(self) -> str | None:
+        """Why one more session would not be admitted now, or None."""
+        reason = self.overload()
+        if reason is not None:
+            return str(Overloaded(reason))
+        capacity = self.capacity()
+        if capacity is not None and self.legs.count() >= capacity:
+            return str(CapacityFull(capacity))
+        return None
+
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[None]:
+        """Hold a place for one new leg across the awaits of its set-up. Raises Overloaded, or
+        CapacityFull at the measured capacity (the API answers both 503 + Retry-After)."""
+        reason = self.overload()
+        if reason is not None:
+            raise Overloaded(reason)
+        with self.legs.reserve(self.capacity() or sys.maxsize):
+            yield
+
+
+def share_of_cores(workers: int) -> float:
+    """The cores one of `workers` server processes may count on."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cpus or 1) / workers
