@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from framewire.api.app import create_app
+from framewire.api.connections import bounded_http
 from framewire.config import Settings
 from framewire.models.registry import ModelRegistry
 from framewire.state.memory import MemoryState
@@ -45,6 +46,7 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running(app: FastAPI, host: str = "127.0.0.1") -> AsyncIterator[Running]:
+    settings = getattr(app.state, "settings", None)  # framewire's bounds; a proxy has none
     config = uvicorn.Config(
         app,
         host=host,
@@ -52,6 +54,7 @@ async def running(app: FastAPI, host: str = "127.0.0.1") -> AsyncIterator[Runnin
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=2,
+        http=bounded_http(settings) if settings is not None else "auto",
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())

@@ -75,6 +75,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _serve_workers(args, settings)
     from framewire.api.app import create_app
+    from framewire.api.connections import bounded_http
     from framewire.models.catalog import ModelsFileError
     from framewire.policy.plugins import PolicyPluginError
 
@@ -86,7 +87,12 @@ def serve(args: argparse.Namespace) -> int:
     except (ModelsFileError, PolicyPluginError) as exc:
         print(f"framewire serve: {exc}", file=sys.stderr)
         return 2
-    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app,
+        http=bounded_http(settings),
+        log_level=args.log_level,
+        timeout_graceful_shutdown=5,
+    )
     try:
         sock = listening_socket(args.host, args.port, reuse_port=args.shared_port)
     except OSError as exc:

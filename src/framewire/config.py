@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     keepalive_interval: float = Field(default=15.0, gt=0)
     ice_connect_timeout: float = Field(default=30.0, gt=0)
     key_concurrency: int = Field(default=10, gt=0)
+    http_header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds for a connection to send a request's headers (slowloris, idle connects)."""
+    http_body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds for a request body to arrive in full once its headers have."""
+    http_write_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a client may leave our writes unread (a stuck SSE reader) before it is cut off."""
+    auth_failure_burst: int = Field(default=20, gt=0)
+    """Failed authentications (401) one source address may make at once ..."""
+    auth_failure_rate: float = Field(default=1.0, gt=0)
+    """... refilled at this many per second; beyond, 429 + Retry-After without a valid key."""
 
     @field_validator("api_keys", mode="before")
     @classmethod

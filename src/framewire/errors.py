@@ -57,6 +57,10 @@ class Gone(FramewireError):
     status, slug, title = 410, "session-ended", "Session ended"
 
 
+class RequestTimeout(FramewireError):
+    status, slug, title = 408, "request-timeout", "Request timeout"
+
+
 class PreconditionFailed(FramewireError):
     status, slug, title = 412, "precondition-failed", "ETag does not match the ICE session"
 
@@ -103,6 +107,10 @@ class TooManyViewers(FramewireError):
 
 class TooManyStreams(FramewireError):
     status, slug, title = 429, "too-many-streams", "Too many event streams for this session"
+
+
+class TooManyFailedAuthentications(FramewireError):
+    status, slug, title = 429, "too-many-failed-authentications", "Too many failed authentications"
 
 
 class ServiceUnavailable(FramewireError):

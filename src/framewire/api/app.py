@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from framewire import __version__
-from framewire.api import events, ice, models, ops, problems, realtime, web, whep, whip
+from framewire.api import events, ice, keyguard, models, ops, problems, realtime, web, whep, whip
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.config import Settings
@@ -98,6 +98,7 @@ def create_app(
     app.state.legs = legs
     app.state.sse_streams = Counter()
     problems.install(app)
+    keyguard.install(app, api_keys, settings)
     allow_cross_origin(app, settings.cors_origins)
     include_routes(app)
     return app

@@ -26,6 +26,13 @@ class ApiKeys:
     def credits(self) -> list[tuple[str, float | None]]:
         return [(key_id(d), credit) for d, credit in self._digests]
 
+    def valid(self, presented: str) -> bool:
+        try:
+            self.identify(presented)
+        except errors.Unauthorized:
+            return False
+        return True
+
     def identify(self, presented: str | None) -> str:
         """The key id of a presented key; 401 when missing or unknown."""
         if not presented:

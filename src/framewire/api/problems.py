@@ -103,16 +103,22 @@ def problem(error: errors.FramewireError, request: Request) -> JSONResponse:
             status_code=error.status,
             headers=error.headers,
         )
-    body: dict[str, Any] = {
+    return JSONResponse(
+        problem_body(error, request.url.path),
+        status_code=error.status,
+        headers=error.headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def problem_body(error: errors.FramewireError, instance: str) -> dict[str, Any]:
+    return {
         "type": error.type,
         "title": error.title,
         "detail": error.detail,
         "status": error.status,
+        "instance": instance,
     }
-    body["instance"] = request.url.path
-    return JSONResponse(
-        body, status_code=error.status, headers=error.headers, media_type=PROBLEM_JSON
-    )
 
 
 def http_error(exc: StarletteHTTPException, request: Request) -> errors.FramewireError:

@@ -12,7 +12,7 @@ from framewire.api import schemas
 from framewire.api.auth import require_key
 from framewire.api.bodies import IMAGE_BODY_LIMIT, JSON_LIMIT, media_type, parse, read_body
 from framewire.media.restart import answer_fragment
-from framewire.media.signaling import parse_candidate, parse_sdpfrag
+from framewire.media.signaling import MAX_TRICKLE_CANDIDATES, parse_candidate, parse_sdpfrag
 from framewire.sessions.record import SessionRecord, iso
 from framewire.sessions.service import SessionService, View
 
@@ -40,6 +40,13 @@ def if_match(request: Request) -> list[str] | None:
 
 def events_of(record: SessionRecord, token: str) -> dict[str, str]:
     return {"url": f"{BASE}/{record.session_id}/events", "event_token": token}
+
+
+def check_count(candidates: list[Any]) -> None:
+    if len(candidates) > MAX_TRICKLE_CANDIDATES:
+        raise errors.ContentTooLarge(
+            f"at most {MAX_TRICKLE_CANDIDATES} candidates per request, got {len(candidates)}"
+        )
 
 
 def describe(view: View) -> dict[str, Any]:
@@ -123,6 +130,7 @@ async def patch_session(session_id: str, request: Request, key: KeyId) -> Respon
     if media_type(request) == SDPFRAG:
         text = (await read_body(request, JSON_LIMIT)).decode("utf-8", "replace")
         ufrag, pwd, candidates = parse_sdpfrag(text)
+        check_count(candidates)
         patched = await service.trickle(session_id, key, tags, candidates, ufrag, pwd)
         if patched.answer_sdp is None:
             return Response(status_code=204, headers={"ETag": patched.etag})
@@ -140,6 +148,7 @@ async def patch_session(session_id: str, request: Request, key: KeyId) -> Respon
         )
     if body.candidates is None:
         raise errors.BadRequest("PATCH needs 'candidates' (trickle) or 'sdp' (ICE restart)")
+    check_count(body.candidates)
     for item in body.candidates:
         if item is not None:
             parse_candidate(item)

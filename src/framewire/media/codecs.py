@@ -42,6 +42,8 @@ from av.video.codeccontext import VideoCodecContext
 
 from framewire.media import internals as private
 
+MIN_KEYFRAME_INTERVAL = 0.5
+"""Seconds between keyframes forced by the receiver's requests."""
 VIDEO_CODECS = {"h264": "video/h264", "vp8": "video/vp8"}
 """The video codecs framewire sends and receives: `FRAMEWIRE_VIDEO_CODECS` names -> MIME types."""
 H264_PRESET = "ultrafast"
@@ -127,11 +129,17 @@ class BitrateGovernor:
 
 class GovernedEncoder(Encoder):
     """Mixin for aiortc's encoders: the target bitrate is the governor's, not the last REMB's,
-    and every encoded frame's size is reported to it."""
+    and every encoded frame's size is reported to it. Keyframes the receiver asks for (PLI/FIR)
+    are made at most every MIN_KEYFRAME_INTERVAL: a PLI storm costs no more than that."""
 
     governor: BitrateGovernor
+    _forced_at = float("-inf")
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        if force_keyframe:
+            now = time.monotonic()
+            force_keyframe = now - self._forced_at >= MIN_KEYFRAME_INTERVAL
+            self._forced_at = now if force_keyframe else self._forced_at
         # The mixin always precedes a concrete aiortc encoder in the MRO.
         payloads, timestamp = super().encode(frame, force_keyframe)  # type: ignore[safe-super]
         self.governor.sent(sum(len(p) for p in payloads))

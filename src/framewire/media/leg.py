@@ -4,6 +4,7 @@ and sends the result back on the same connection."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ from aiortc import (
     RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
+    RTCTransportStats,
 )
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.stats import RTCInboundRtpStreamStats
 
 from framewire.media import internals as private
 from framewire.media.batching import BatchedTrack, BatchSlot
@@ -35,10 +38,19 @@ from framewire.media.frameloop import (
 from framewire.media.gathering import TrickleGatherer, install_trickle
 from framewire.media.jitter import install_marker_release
 from framewire.media.restart import IceRestarter, RestartConflict
-from framewire.media.signaling import InvalidOffer, candidate_json, check_offer, parse_candidate
+from framewire.media.signaling import (
+    MAX_LEG_CANDIDATES,
+    PARSE_FAULTS,
+    InvalidOffer,
+    candidate_json,
+    check_offer,
+    parse_candidate,
+)
 from framewire.media.sockets import EPHEMERAL, HostSockets, PortsExhausted
 from framewire.media.turn import TurnServer
 from framewire.models.base import Frame, FrameModel, ModelSpec
+
+log = logging.getLogger("framewire.media")
 
 
 class LegListener(Protocol):
@@ -75,6 +87,14 @@ class IceOptions:
         long as a session may last)."""
         turn = self.turn
         return self.servers + ([turn.ice_server(name, expires_at)] if turn is not None else [])
+
+
+MEDIA_STALL = 5.0
+"""Seconds of packets without a decoded video frame after which a connected leg ends (`error`)."""
+STALL_PACKET_RATE = 20.0
+"""Packets per second (audio aside) that count as the client still sending video (RTCP is
+~1/s)."""
+STALL_CHECK_EVERY = 1.0
 
 
 class LegFailed(RuntimeError):
@@ -125,10 +145,12 @@ class Leg:
         self._gatherers: list[TrickleGatherer] = []
         self._gathering_left = 0
         self._pending: list[dict[str, Any]] = []
+        self._remote_candidates = 0
         self.candidates_done = False
         self._reader: LatestFrameReader | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._watchdog: asyncio.Task[None] | None = None
+        self._stall_watch: asyncio.Task[None] | None = None
         self._closed = False
         self._ended = False
 
@@ -170,7 +192,7 @@ class Leg:
         check_offer(offer_sdp)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-        except (ValueError, KeyError, IndexError) as exc:
+        except PARSE_FAULTS as exc:
             raise InvalidOffer(f"invalid SDP offer: {exc}") from exc
         except OperationError as exc:
             raise InvalidOffer(
@@ -200,11 +222,16 @@ class Leg:
             await self._pc.setLocalDescription(answer)
         except PortsExhausted:
             raise
-        except (ValueError, RuntimeError, OSError) as exc:
+        except PARSE_FAULTS as exc:
+            # aiortc trips over offers it accepted but cannot answer (an m-section without a
+            # direction, odd bundles): the offer's fault, found by fuzzing
+            raise InvalidOffer(f"the SDP offer cannot be answered: {exc!r}") from exc
+        except (RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
         install_marker_release(self._pc)
         self._wire_senders()
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_connect())
+        self._stall_watch = asyncio.get_running_loop().create_task(self._watch_stall())
         return str(self._pc.localDescription.sdp)
 
     def _prepare_answer(self) -> None:
@@ -245,7 +272,7 @@ class Leg:
             raise
         except PortsExhausted:
             raise  # capacity, like a full instance: the current path is kept
-        except (ValueError, KeyError, IndexError, OperationError) as exc:
+        except (*PARSE_FAULTS, OperationError) as exc:
             raise InvalidOffer(f"invalid SDP offer: {exc}") from exc
         except (RuntimeError, OSError, InvalidStateError) as exc:
             raise LegFailed(f"ICE restart failed: {exc}") from exc
@@ -305,6 +332,39 @@ class Leg:
         if self._pc.connectionState not in ("connected", "closed"):
             self._end("ice_failure")
 
+    async def _watch_stall(self) -> None:
+        """A client whose packets keep coming while no video decodes (a stream it threw out of
+        sync, e.g. sequence numbers far ahead of SRTP's replay window, or one made of junk) ends
+        with `error` instead of sitting connected and frozen until the inactivity timeout."""
+        frames, packets, since = self.stats.frames_in, await self._packets_in(), time.monotonic()
+        while not self._ended:
+            await asyncio.sleep(STALL_CHECK_EVERY)
+            now_frames, now_packets = self.stats.frames_in, await self._packets_in()
+            if now_frames != frames or self._pc.connectionState != "connected":
+                frames, packets, since = now_frames, now_packets, time.monotonic()
+                continue
+            stalled = time.monotonic() - since
+            if stalled >= MEDIA_STALL and (now_packets - packets) / stalled >= STALL_PACKET_RATE:
+                log.warning(
+                    "leg %s: %d packets in %.1f s, no video decoded",
+                    self.id,
+                    now_packets - packets,
+                    stalled,
+                )
+                self._end("error")
+
+    async def _packets_in(self) -> int:
+        """Datagrams received on the leg's transports, decodable or not, except audio RTP: a
+        client that sends audio but no video is left to the inactivity timeout."""
+        report = await self._pc.getStats()
+        total = audio = 0
+        for stats in report.values():
+            if isinstance(stats, RTCTransportStats):
+                total += stats.packetsReceived
+            elif isinstance(stats, RTCInboundRtpStreamStats) and stats.kind == "audio":
+                audio += stats.packetsReceived
+        return total - audio
+
     def _end(self, reason: str) -> None:
         if not self._ended and not self._closed:
             self._ended = True
@@ -337,6 +397,15 @@ class Leg:
     async def add_candidate(self, init: dict[str, Any] | None) -> None:
         """A remote candidate (RTCIceCandidateInit) or `None` for end-of-candidates."""
         candidate = None if init is None else parse_candidate(init)
+        if candidate is not None:
+            self._remote_candidates += 1
+            if self._remote_candidates > MAX_LEG_CANDIDATES:
+                # each candidate costs connectivity checks: past the bound they are ignored
+                if self._remote_candidates == MAX_LEG_CANDIDATES + 1:
+                    log.warning(
+                        "leg %s: over %d candidates, ignoring more", self.id, MAX_LEG_CANDIDATES
+                    )
+                return
         await self._pc.addIceCandidate(candidate)
 
     def set_prompt(self, prompt: str) -> None:
@@ -390,8 +459,9 @@ class Leg:
         for viewer_id in list(self.viewers):
             await self.close_viewer(viewer_id)
         await self.fanout.close()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        for watch in (self._watchdog, self._stall_watch):
+            if watch is not None:
+                watch.cancel()
         for gatherer in self._gatherers:
             await gatherer.close()
         if self._restarter is not None:
@@ -400,4 +470,12 @@ class Leg:
             self._reader.stop()
         for task in self._tasks:
             task.cancel()
-        await self._pc.close()
+        try:
+            await self._pc.close()
+        except AttributeError:
+            # aiortc's close assumes every transceiver got a transport; one an odd offer left
+            # without has none to stop: stop the others' transports here.
+            for transceiver in self._pc.getTransceivers():
+                if transceiver.receiver.transport is not None:
+                    await transceiver.receiver.transport.stop()
+                    await transceiver.receiver.transport.transport.stop()

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aioice import Candidate
 from aiortc import RTCIceCandidate
 from aiortc.rtcicetransport import candidate_from_aioice
-from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp, candidate_to_sdp
 
 MAX_SDP_BYTES = 64 * 1024
+MAX_OFFER_CANDIDATES = 100
+"""Candidates one offer may carry: each becomes checks the server sends; browsers send a few."""
+MAX_TRICKLE_CANDIDATES = 100
+"""Candidates one trickle request may carry (a JSON PATCH, an SDP fragment)."""
+MAX_LEG_CANDIDATES = 500
+"""Trickled candidates one leg takes over its life (restarts included); more are ignored."""
+SDP_LINE = re.compile(r"^[a-z]=")
+PARSE_FAULTS = (
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    TypeError,
+    StopIteration,
+    AssertionError,
+)
+"""What aiortc's SDP parser raises on input it cannot read (found by fuzzing offers)."""
 
 
 class InvalidOffer(ValueError):
@@ -27,12 +45,35 @@ def check_offer(sdp: str) -> None:
     lines = [line.strip() for line in sdp.replace("\r\n", "\n").split("\n") if line.strip()]
     if not lines or not lines[0].startswith("v=0"):
         raise InvalidOffer("SDP offer must start with 'v=0'")
+    check_lines(lines)
     media = [line for line in lines if line.startswith("m=")]
     if not any(line.startswith("m=video ") for line in media):
         raise InvalidOffer("SDP offer has no video m-line")
     for attribute in ("ice-ufrag", "ice-pwd", "fingerprint"):
         if not any(line.startswith(f"a={attribute}:") for line in lines):
             raise InvalidOffer(f"Missing {attribute} attribute in the SDP offer")
+    try:
+        SessionDescription.parse(sdp)
+    except PARSE_FAULTS as exc:
+        raise InvalidOffer(f"invalid SDP offer: {exc!r}") from exc
+
+
+def check_lines(lines: list[str]) -> None:
+    """The shape aiortc's parser assumes but does not check: `<type>=<value>` lines, one
+    session, distinct m-section ids, a bounded number of candidates."""
+    for number, line in enumerate(lines, 1):
+        if not SDP_LINE.match(line):
+            raise InvalidOffer(f"SDP line {number} is not '<type>=<value>': {line[:80]!r}")
+    if sum(line.startswith("v=") for line in lines) != 1:
+        raise InvalidOffer("an SDP offer holds exactly one session ('v=' line)")
+    mids = [line[len("a=mid:") :] for line in lines if line.startswith("a=mid:")]
+    if len(mids) != len(set(mids)):
+        raise InvalidOffer("the SDP offer repeats an 'a=mid' value")
+    for line in lines:
+        if line.startswith("a=group:BUNDLE") and not set(line.split()[1:]) <= set(mids):
+            raise InvalidOffer("the SDP offer bundles an 'a=mid' it does not have")
+    if sum(line.startswith("a=candidate:") for line in lines) > MAX_OFFER_CANDIDATES:
+        raise InvalidOffer(f"the SDP offer has more than {MAX_OFFER_CANDIDATES} candidates")
 
 
 VIDEO_CODECS = ("VP8", "H264")
