@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := redis-server chromium coturn ffmpeg iproute2 nftables
+APT_PACKAGES := redis-server chromium coturn ffmpeg iproute2 nftables python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-nice gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 TORCH ?= torch==2.13.0
 # The tests run the diffusers backend on the CPU: pin the torch build (2.13.0 installs as the CPU
 # wheel here; an unpinned torch pulls a CUDA build of several GB). GPU users: TORCH=torch.
@@ -27,7 +27,8 @@ $(VENV)/.dev: $(VENV)/.runtime
 
 install: $(VENV)/.dev
 
-# System packages the tests use for real: Redis (scale-out), Chromium (browser tests), coturn (TURN).
+# System packages the tests use for real: Redis (scale-out), Chromium (browser tests), coturn (TURN),
+# GStreamer webrtcbin with libnice (an independent WHIP client).
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -63,6 +63,7 @@ async def connected_world() -> dict[type, Any]:
             RTCRtpReceiver: transceiver.receiver,
             type(transceiver.sender): transceiver.sender,
             type(transceiver): transceiver,
+            type(transceiver.receiver.transport): transceiver.receiver.transport,
             JitterBuffer: JitterBuffer(capacity=16),
             RtpPacket: RecordingJitterBuffer.last,
             Vp8Encoder: Vp8Encoder(),

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     its share of the cores."""
     video_codecs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["h264", "vp8"])
     """Video codecs in order of preference; the client's offer decides which are possible."""
+    max_viewers: int = Field(default=16, ge=0)
+    """WHEP viewers one session may have at once; beyond it 429."""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    """Origins whose pages may call the API (WHIP/WHEP players); keys travel in headers only."""
     models: Path | None = None
     """A models file (TOML) declaring the model ids served; the built-in ids when unset."""
     enhancer: str | None = None
@@ -109,7 +113,9 @@ class Settings(BaseSettings):
             keys[key.strip()] = float(credit) if sep else None
         return keys
 
-    @field_validator("blocked_terms", "ice_interfaces", "turn_urls", "webhook_url", mode="before")
+    @field_validator(
+        "blocked_terms", "ice_interfaces", "turn_urls", "webhook_url", "cors_origins", mode="before"
+    )
     @classmethod
     def _parse_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -77,6 +77,10 @@ class Unprocessable(FramewireError):
     status, slug, title = 422, "invalid-request", "Invalid value in the request"
 
 
+class NoUsableCodec(FramewireError):
+    status, slug, title = 422, "no-usable-codec", "No usable video codec"
+
+
 class UnsupportedModel(FramewireError):
     status, slug, title = 422, "unsupported-model", "Unsupported model"
 
@@ -95,6 +99,10 @@ class PreconditionRequired(FramewireError):
 
 class TooManySessions(FramewireError):
     status, slug, title = 429, "too-many-sessions", "Too many concurrent sessions for this key"
+
+
+class TooManyViewers(FramewireError):
+    status, slug, title = 429, "too-many-viewers", "Too many viewers for this session"
 
 
 class TooManyStreams(FramewireError):

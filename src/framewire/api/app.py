@@ -12,9 +12,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from framewire import __version__
-from framewire.api import events, ice, keyguard, models, ops, problems, realtime, web
+from framewire.api import events, ice, keyguard, models, ops, problems, realtime, web, whep, whip
 from framewire.api import legs as leg_routes
 from framewire.api.auth import ApiKeys
 from framewire.config import Settings
@@ -32,6 +33,7 @@ from framewire.sessions.lifecycle import Lifecycle
 from framewire.sessions.ports import Limits, Ports
 from framewire.sessions.service import SessionService
 from framewire.sessions.tokens import EventTokens
+from framewire.sessions.viewers import Viewers
 from framewire.sessions.webhooks import Usage, WebhookSender
 from framewire.state.base import State
 from framewire.state.connect import open_state
@@ -39,6 +41,7 @@ from framewire.state.connect import open_state
 log = logging.getLogger("framewire")
 HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TTL = 10.0
+CORS_EXPOSED = ["Location", "ETag", "Link", "Accept-Post", "Retry-After"]
 SWEEP_EVERY = 2.0
 """Seconds between looks for instances whose heartbeat expired (owner death)."""
 WEBHOOK_FLUSH = 5.0
@@ -97,6 +100,7 @@ def create_app(
     app.state.instance_id = settings.instance_id
     app.state.api_keys = api_keys
     app.state.sessions = service
+    app.state.viewers = Viewers(service, settings.max_viewers)
     app.state.legs = legs
     app.state.sse_streams = Counter()
     app.state.metrics = metrics
@@ -108,8 +112,20 @@ def install_routes(app: FastAPI, api_keys: ApiKeys, settings: Settings) -> None:
     """Error mapping, the key guard, then every router (the web page's catch-all last)."""
     problems.install(app)
     keyguard.install(app, api_keys, settings)
-    for module in (realtime, events, leg_routes, models, ice, ops, web):
+    allow_cross_origin(app, settings.cors_origins)
+    for module in (realtime, events, whip, whep, leg_routes, models, ice, ops, web):
         app.include_router(module.router)
+
+
+def allow_cross_origin(app: FastAPI, origins: list[str]) -> None:
+    """Let pages from `origins` call the API (WHIP/WHEP players) and read its WHIP headers."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=CORS_EXPOSED,
+    )
 
 
 def with_keys(settings: Settings) -> dict[str, float | None]:

@@ -36,7 +36,9 @@ class ApiKeys:
     def identify(self, presented: str | None) -> str:
         """The key id of a presented key; 401 when missing or unknown."""
         if not presented:
-            raise errors.Unauthorized("an x-api-key header is required")
+            raise errors.Unauthorized(
+                "an API key is required: an x-api-key or an Authorization: Bearer header"
+            )
         digest = key_digest(presented)
         found = None
         for candidate, _ in self._digests:  # no early exit: constant time in the key set
@@ -47,7 +49,19 @@ class ApiKeys:
         return key_id(found)
 
 
+def presented_key(request: Request) -> str | None:
+    """The key a request carries: `x-api-key`, or `Authorization: Bearer <key>` as WHIP/WHEP
+    clients send it (RFC 9725 §4.5)."""
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return None
+
+
 def require_key(request: Request) -> str:
     """FastAPI dependency: the caller's key id."""
     keys: ApiKeys = request.app.state.api_keys
-    return keys.identify(request.headers.get("x-api-key"))
+    return keys.identify(presented_key(request))

@@ -56,6 +56,7 @@ RETRY_AFTER: dict[type[Exception], str] = {
     PortsExhausted: "5",
     errors.TooManySessions: "10",
     errors.TooManyStreams: "5",
+    errors.TooManyViewers: "10",
     errors.OwnerUnreachable: "1",
     StateUnavailable: "2",
 }

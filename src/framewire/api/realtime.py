@@ -69,6 +69,8 @@ def describe(view: View) -> dict[str, Any]:
     if view.stats is not None:
         body["stats"] = view.stats
         body["connection_state"] = view.connection_state
+    if view.viewers is not None:
+        body["viewers"] = view.viewers
     if record.ended:
         body["summary"] = record.summary()
     body["events"] = events_of(record, view.event_token)

@@ -179,6 +179,7 @@ class Summary(BaseModel):
     credits_remaining: float | None
     started_at: str | None
     ended_at: str | None
+    viewer_seconds: float = 0.0
 
 
 class Problem(BaseModel):

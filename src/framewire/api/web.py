@@ -33,14 +33,21 @@ def index_html(proxied: bool) -> str:
 
 
 def web_routes(proxied: bool = False) -> list[BaseRoute]:
-    """`GET /` (the page, never cached so a new release shows at once) and `/static/...`."""
+    """`GET /` (the page, never cached so a new release shows at once), `GET /watch` (a WHEP
+    viewer of one session, the page's share link) and `/static/...`."""
     page = index_html(proxied)
+    package, folder = WEB_PACKAGE
+    watch_page = files(package).joinpath(folder, "watch.html").read_text(encoding="utf-8")
 
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
+    async def watch(request: Request) -> HTMLResponse:
+        return HTMLResponse(watch_page, headers={"Cache-Control": "no-cache"})
+
     return [
         Route("/", index, methods=["GET"], name="web_index", include_in_schema=False),
+        Route("/watch", watch, methods=["GET"], name="web_watch", include_in_schema=False),
         Mount("/static", StaticFiles(packages=[WEB_PACKAGE]), name="static"),
     ]
 

@@ -128,7 +128,7 @@ class BitrateGovernor:
         return self.applied
 
 
-class _Governed(Encoder):
+class GovernedEncoder(Encoder):
     """Mixin for aiortc's encoders: the target bitrate is the governor's, not the last REMB's,
     and every encoded frame's size is reported to it. Keyframes the receiver asks for (PLI/FIR)
     are made at most every MIN_KEYFRAME_INTERVAL: a PLI storm costs no more than that."""
@@ -226,7 +226,7 @@ def realtime_h264(frame: av.VideoFrame, bitrate: int) -> VideoCodecContext:
     return codec
 
 
-class GovernedVp8Encoder(_Governed, Vp8Encoder):
+class GovernedVp8Encoder(GovernedEncoder, Vp8Encoder):
     mime = "video/vp8"
 
     def __init__(self, governor: BitrateGovernor) -> None:
@@ -247,7 +247,7 @@ class GovernedVp8Encoder(_Governed, Vp8Encoder):
         private.VP8_TARGET_BITRATE.set(self, self.governor.applied)
 
 
-class GovernedH264Encoder(_Governed, H264Encoder):
+class GovernedH264Encoder(GovernedEncoder, H264Encoder):
     mime = "video/h264"
 
     def __init__(self, governor: BitrateGovernor) -> None:
@@ -261,10 +261,25 @@ class GovernedH264Encoder(_Governed, H264Encoder):
         return super()._encode_frame(frame, force_keyframe)
 
 
-_ENCODERS: dict[str, Callable[[BitrateGovernor], _Governed]] = {
+_ENCODERS: dict[str, Callable[[BitrateGovernor], GovernedEncoder]] = {
     "video/vp8": GovernedVp8Encoder,
     "video/h264": GovernedH264Encoder,
 }
+
+
+def governed_encoder(
+    mime_type: str,
+    policy: BitratePolicy,
+    on_encoded: Callable[[float, bool], None] | None = None,
+) -> GovernedEncoder | None:
+    """An aiortc encoder for `mime_type` (`video/VP8`, `video/H264`) governed by `policy`;
+    `on_encoded` is told each frame's encode time and whether it was a keyframe."""
+    make = _ENCODERS.get(mime_type.lower())
+    if make is None:
+        return None
+    encoder = make(BitrateGovernor(policy))
+    encoder.on_encoded = on_encoded
+    return encoder
 
 
 def install_bitrate_policy(
@@ -280,14 +295,11 @@ def install_bitrate_policy(
         codecs = private.TRANSCEIVER_CODECS.get(transceiver)
         if transceiver.kind != "video" or sender.track is None or not codecs:
             continue
-        make = _ENCODERS.get(codecs[0].mimeType.lower())
-        if make is None:
+        encoder = governed_encoder(codecs[0].mimeType, policy, on_encoded)
+        if encoder is None:
             continue
-        governor = BitrateGovernor(policy)
-        encoder = make(governor)
-        encoder.on_encoded = on_encoded
         private.SENDER_ENCODER.set(sender, encoder)
-        governors.append(governor)
+        governors.append(encoder.governor)
     return governors
 
 

@@ -23,7 +23,9 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.stats import RTCInboundRtpStreamStats
 
 from framewire.media.batching import BatchedTrack, BatchSlot
-from framewire.media.codecs import BitratePolicy, install_bitrate_policy, prefer_codecs
+from framewire.media.codecs import BitratePolicy, prefer_codecs
+from framewire.media.dtls import answer_as_dtls_server
+from framewire.media.fanout import Fanout, Subscription
 from framewire.media.frameloop import (
     FrameStats,
     LatestFrameReader,
@@ -35,6 +37,7 @@ from framewire.media.rtcstats import RateMeter, transport_stats
 from framewire.media.turn import TurnServer
 from framewire.metrics import Metrics
 from framewire.models.base import Frame, FrameModel, ModelSpec
+from framewire.rtc import internals as private
 from framewire.rtc.gathering import TrickleGatherer, install_trickle
 from framewire.rtc.jitter import install_marker_release
 from framewire.rtc.restart import IceRestarter, RestartConflict
@@ -118,6 +121,10 @@ class Leg:
         self.created_at = time.time()
         self.stats = FrameStats(metrics)
         self._rates = RateMeter()
+        self.fanout = Fanout()
+        """The one encoder of this leg's output, feeding its own peer and its viewers."""
+        self.viewers: dict[str, Leg] = {}
+        self._viewer_seconds = 0.0
         self.owner: str | None = None
         """Key id of the API key that opened a bare leg; None for a session's leg."""
         self._listener: LegListener | None = None
@@ -169,6 +176,14 @@ class Leg:
     def model(self) -> FrameModel | BatchSlot:
         return self._model
 
+    @property
+    def executor(self) -> Executor:
+        return self._executor
+
+    @property
+    def video_codecs(self) -> list[str]:
+        return self._video_codecs
+
     async def answer(self, offer_sdp: str) -> str:
         """Apply the offer and return the answer SDP, without waiting for gathering to end."""
         check_offer(offer_sdp)
@@ -186,6 +201,8 @@ class Leg:
                 "the SDP offer has no video codec this server is configured for "
                 f"(FRAMEWIRE_VIDEO_CODECS: {','.join(self._video_codecs)})"
             )
+        answer_as_dtls_server(self._pc, offer_sdp)
+        self._prepare_answer()
         self._gatherers = install_trickle(
             self._pc,
             self._ice.interfaces,
@@ -209,14 +226,29 @@ class Leg:
         except (RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
         install_marker_release(self._pc, self.stats.released)
-        install_bitrate_policy(
-            self._pc,
-            BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps),
-            self.stats.encoded,
-        )
+        self._wire_senders()
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_connect())
         self._stall_watch = asyncio.get_running_loop().create_task(self._watch_stall())
         return str(self._pc.localDescription.sdp)
+
+    def _prepare_answer(self) -> None:
+        """Between the offer and the answer: the place to add tracks and narrow codecs."""
+
+    def _wire_senders(self) -> None:
+        """After the answer: the negotiated video codec is the shared encoder's; the own peer's
+        sender sends its frames, or lets go of them when the client only sends (WHIP)."""
+        policy = BitratePolicy.for_video(self.spec.width, self.spec.height, self.spec.fps)
+        for transceiver in self._pc.getTransceivers():
+            codecs = private.TRANSCEIVER_CODECS.get(transceiver)
+            if transceiver.kind != "video" or not codecs:
+                continue
+            self.fanout.use_codec(codecs[0].mimeType, policy, self.stats.encoded)
+            track = transceiver.sender.track
+            if isinstance(track, Subscription):
+                if "send" in (transceiver.currentDirection or ""):
+                    self.fanout.attach(transceiver.sender, steer=True)
+                else:
+                    track.stop()
 
     def _ice_servers(self) -> list[dict[str, Any]]:
         """The server's own ICE servers; TURN credentials are fresh for each generation."""
@@ -264,7 +296,8 @@ class Leg:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "video" and self._reader is None:
             self._reader = LatestFrameReader(track, self.stats)
-            self._pc.addTrack(self._model_track(self._reader))
+            self.fanout.feed(self._model_track(self._reader))
+            self._pc.addTrack(self.fanout.subscribe())
         else:
             self._tasks.append(drain(track))
 
@@ -387,9 +420,38 @@ class Leg:
 
     async def media_stats(self) -> dict[str, Any]:
         """The frame loop's counters and rates with the transport's (GET session `stats`)."""
+        encoded = {
+            "frames_encoded": self.fanout.frames_encoded,
+            "keyframes_encoded": self.fanout.keyframes_encoded,
+        }
         if self._closed:
-            return self.stats.snapshot()
-        return {**self.stats.snapshot(), **await transport_stats(self._pc, self._rates)}
+            return {**self.stats.snapshot(), **encoded}
+        return {
+            **self.stats.snapshot(),
+            **encoded,
+            **await transport_stats(self._pc, self._rates),
+        }
+
+    # viewers ------------------------------------------------------------------------------
+
+    def add_viewer(self, viewer: Leg) -> None:
+        """A viewer of this leg's output (fed by `fanout`), closed with this leg."""
+        self.viewers[viewer.id] = viewer
+
+    async def close_viewer(self, viewer_id: str) -> bool:
+        """Close one viewer; False when there is none by that id."""
+        viewer = self.viewers.pop(viewer_id, None)
+        if viewer is None:
+            return False
+        self._viewer_seconds += time.time() - viewer.created_at
+        await viewer.close()
+        return True
+
+    def viewer_seconds(self) -> float:
+        """Seconds viewers have watched, summed over viewers (the ones still open too)."""
+        now = time.time()
+        live = sum(now - viewer.created_at for viewer in self.viewers.values())
+        return round(self._viewer_seconds + live, 3)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -405,6 +467,9 @@ class Leg:
         if self._closed:
             return
         self._closed = True
+        for viewer_id in list(self.viewers):
+            await self.close_viewer(viewer_id)
+        await self.fanout.close()
         for watch in (self._watchdog, self._stall_watch):
             if watch is not None:
                 watch.cancel()

@@ -26,6 +26,7 @@ from framewire.proxy.upstream import Upstream
 
 PROXIED = (
     "/v1/realtime/{rest:path}",
+    "/v1/whip/{rest:path}",
     "/v1/models",
     "/v1/webrtc/{rest:path}",
     "/v1/legs",
@@ -36,7 +37,7 @@ EVENTS_PATH = re.compile(r"^/v1/realtime/sessions/[^/]+/events$")
 """The SSE route: authorised upstream by its event_token, and opened by browsers' EventSource,
 which cannot send an Authorization header, so the proxy's bearer auth does not apply."""
 CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "Last-Event-ID", "Accept"]
-CORS_EXPOSED = ["ETag", "Location", "Retry-After"]
+CORS_EXPOSED = ["ETag", "Location", "Retry-After", "Link", "Accept-Post"]
 
 
 class Gate:

@@ -5,7 +5,8 @@ What crosses, and why:
   plus the injected `x-api-key` (the client's own credentials stay at the proxy); the body is
   streamed through, never held whole, and capped at the upstream's largest body;
 - response headers: `Content-Type`, `ETag`, `Location` (re-expressed in the proxy's URL space
-  when it points into the upstream), `Retry-After`, `Cache-Control`;
+  when it points into the upstream), `Retry-After`, `Cache-Control`, and WHIP/WHEP's `Link`
+  (ICE servers, the event stream: relative paths) and `Accept-Post`;
 - response bodies: SSE (`text/event-stream`) is relayed chunk by chunk as it arrives; every other
   body is small control JSON, read whole so a broken upstream becomes a clean 502, and passed on
   byte for byte (problem+json, 204s) — except that absolute URLs into the upstream inside
@@ -31,7 +32,9 @@ from framewire.proxy.errors import UpstreamTimeout, UpstreamUnreachable
 log = logging.getLogger("framewire.proxy")
 
 REQUEST_HEADERS = ("content-type", "content-length", "if-match", "last-event-id", "accept")
-RESPONSE_HEADERS = ("content-type", "etag", "location", "retry-after", "cache-control")
+RESPONSE_HEADERS = (
+    "content-type", "etag", "location", "retry-after", "cache-control", "link", "accept-post"
+)  # fmt: skip
 EVENT_STREAM = "text/event-stream"
 JSON = "application/json"
 CLIENT_CLOSED = 499

@@ -4,8 +4,10 @@ aiortc 1.16 / aioice 0.13 are pinned (pyproject.toml, constraints.txt) because f
 past their public API in a few places: trickle gathering and the shared UDP port (gathering.py),
 ICE restart in place (restart.py), marker release in the jitter buffer (jitter.py), governed
 encoders (media/codecs.py), keyframe counting (media/probe.py), the selected candidate pair and
-negotiated codec in a leg's stats (media/rtcstats.py). Nothing else in `framewire` names a private
-attribute of theirs; everything goes through a `Private` below, which
+negotiated codec in a leg's stats (media/rtcstats.py), one encoder for many senders
+(media/fanout.py), viewers' codecs (media/viewer.py), the DTLS role of answers (media/dtls.py).
+Nothing else in `framewire` names a private attribute of theirs; everything goes through a
+`Private` below, which
 
 - checks class-level attributes (methods) when this module is imported,
 - reads an instance attribute before it writes it, so a renamed attribute raises
@@ -26,6 +28,7 @@ from aioice import Candidate, Connection
 from aioice.ice import CandidatePair, StunProtocol, TransportPolicy
 from aioice.turn import TurnTransport
 from aiortc import (
+    RTCDtlsTransport,
     RTCIceGatherer,
     RTCIceTransport,
     RTCPeerConnection,
@@ -152,6 +155,15 @@ PACKET_DATA: Private[bytes] = Private(RtpPacket, "_data")
 TRANSCEIVER_CODECS: Private[list[RTCRtpCodecParameters]] = Private(RTCRtpTransceiver, "_codecs")
 SENDER_ENCODER: Private[Encoder | None] = Private(RTCRtpSender, "_RTCRtpSender__encoder")
 VP8_TARGET_BITRATE: Private[int] = Private(Vp8Encoder, "_Vp8Encoder__target_bitrate")
+SENDER_SEND_KEYFRAME: Private[Callable[[], None]] = Private(
+    RTCRtpSender, "_send_keyframe", on_class=True
+)
+"""What a sender runs on a PLI/FIR (fanout.py routes it to the shared encoder)."""
+
+# DTLS (dtls.py)
+DTLS_ROLE: Private[str] = Private(RTCDtlsTransport, "_role")
+
+# RTP send path, continued (codecs.py)
 H264_ENCODE_FRAME: Private[Callable[..., Any]] = Private(
     H264Encoder, "_encode_frame", on_class=True
 )

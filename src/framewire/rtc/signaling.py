@@ -76,6 +76,29 @@ def check_lines(lines: list[str]) -> None:
         raise InvalidOffer(f"the SDP offer has more than {MAX_OFFER_CANDIDATES} candidates")
 
 
+VIDEO_CODECS = ("VP8", "H264")
+"""Video codecs the server encodes and decodes."""
+
+
+def video_codecs(sdp: str) -> list[str]:
+    """The encoding names (upper case) an SDP's video m-sections list, in their order."""
+    names: list[str] = []
+    in_video = False
+    for raw in sdp.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if line.startswith("m="):
+            in_video = line.startswith("m=video ")
+        elif in_video and line.startswith("a=rtpmap:"):
+            _, _, encoding = line.partition(" ")
+            names.append(encoding.split("/")[0].upper())
+    return names
+
+
+def has_usable_video(sdp: str) -> bool:
+    """Whether an offer lists a video codec the server can use (VP8 or H.264)."""
+    return any(name in VIDEO_CODECS for name in video_codecs(sdp))
+
+
 def parse_candidate(init: Any) -> RTCIceCandidate:
     """An RTCIceCandidateInit (as `RTCIceCandidate.toJSON()` gives it) -> aiortc candidate."""
     if not isinstance(init, dict):

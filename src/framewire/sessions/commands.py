@@ -68,9 +68,40 @@ class Stats:
     session_id: str
 
 
-Command = Trickle | Restart | SetPrompt | SetImage | End | Stats
+@dataclass(frozen=True)
+class AddViewer:
+    """A WHEP viewer of the session, from its (recvonly) offer."""
+
+    session_id: str
+    offer: str
+
+
+@dataclass(frozen=True)
+class PatchViewer:
+    """A viewer's trickle; new ICE credentials (`ufrag`, `pwd`) restart its ICE."""
+
+    session_id: str
+    viewer_id: str
+    if_match: list[str]
+    candidates: list[Any]
+    ufrag: str | None = None
+    pwd: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoveViewer:
+    session_id: str
+    viewer_id: str
+
+
+Command = (
+    Trickle | Restart | SetPrompt | SetImage | End | Stats | AddViewer | PatchViewer | RemoveViewer
+)
 KINDS: dict[str, type[Command]] = {
-    cls.__name__: cls for cls in (Trickle, Restart, SetPrompt, SetImage, End, Stats)
+    cls.__name__: cls
+    for cls in (
+        Trickle, Restart, SetPrompt, SetImage, End, Stats, AddViewer, PatchViewer, RemoveViewer
+    )
 }
 
 

@@ -261,6 +261,7 @@ class LiveSession:
         await self._quiesce()
         record = self.record
         await self.leg.close()
+        record.viewer_seconds = self.leg.viewer_seconds()
         if record.started_at is not None and self._next_tick is not None and now >= self._next_tick:
             seconds = math.floor(self._next_tick - record.started_at + 1e-6)
             self.publish("generation_tick", {"seconds": seconds})

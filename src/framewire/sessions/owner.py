@@ -59,6 +59,10 @@ class Owner:
             cmd.Stats: self._stats,
         }
 
+    def handle(self, kind: type[cmd.Command], handler: Handler) -> None:
+        """Run commands of `kind` with `handler` (for commands other modules own: viewers)."""
+        self._handlers[kind] = handler
+
     async def serve(self) -> None:
         await self.ports.commands.serve(self.instance_id, self._handle)
 

@@ -42,6 +42,8 @@ class SessionRecord:
     epoch: int = 1
     """The ownership epoch, the fencing token of every billing write: a write applies only while
     the stored record is active with the writer's epoch; the settlement moves it on."""
+    viewer_seconds: float = 0.0
+    """Seconds WHEP viewers watched, summed over viewers (not billed as generation)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,4 +76,5 @@ class SessionRecord:
             "credits_remaining": None if remaining is None else round(max(0.0, remaining), 3),
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
+            "viewer_seconds": self.viewer_seconds,
         }

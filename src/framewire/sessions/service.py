@@ -59,6 +59,8 @@ class View:
     ice_servers: list[dict[str, Any]]
     stats: dict[str, Any] | None = None
     connection_state: str | None = None
+    viewers: list[dict[str, Any]] | None = None
+    """The session's WHEP viewers, known to its owner (and none once it ended)."""
 
 
 class SessionService:
@@ -218,6 +220,9 @@ class SessionService:
         live = self.owner.live.get(session_id)
         if live is not None:
             view.connection_state = live.leg.connection_state
+            view.viewers = [viewer.describe() for viewer in live.leg.viewers.values()]
+        elif record.ended:
+            view.viewers = []
         if not record.ended:
             try:  # from the owner: here, or over the bus
                 reply = await self.owner.send(record.owner, cmd.Stats(session_id))

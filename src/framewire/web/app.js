@@ -376,7 +376,7 @@ class Page {
         "prompt-form", "prompt", "enhance",
         "apply", "model", "model-info", "image", "image-preview", "image-label", "image-clear",
         "start", "end", "session-note", "key-dialog", "key-form", "key-error", "api-key", "stage",
-        "output-still", "end-summary", "relay-only",
+        "output-still", "end-summary", "relay-only", "share",
       ].map((id) => [id, $(id)]),
     );
   }
@@ -553,6 +553,10 @@ class Page {
         this.setStatus("live", "Live");
         if (window.matchMedia(PHONE).matches) el.stage.scrollIntoView({ block: "start", behavior: "smooth" });
         el["session-note"].textContent = LIVE_NOTE;
+        if (this.session) {
+          el.share.href = `/watch#${encodeURIComponent(this.session.id)}`;
+          el.share.hidden = false;
+        }
         this.watchStats();
         this.countUsage(0);
       },
@@ -618,6 +622,7 @@ class Page {
     this.usageTimer = null;
     this.session = null;
     this.setRunning(false);
+    this.el.share.hidden = true;
     this.el.stage.classList.remove("with-camera");
     for (const video of [this.el["camera-video"], this.el["output-video"]]) {
       video.srcObject = null;
