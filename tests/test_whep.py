@@ -222,6 +222,8 @@ async def test_any_instance_adds_and_removes_a_viewer_for_the_owner() -> None:
     ):
         await viewer.wait_frames(10)
         assert viewer.location.startswith(f"{pub.location}/viewers/")
+        listed = (await session_state(other_http, pub.location))["viewers"]
+        assert [v["viewer_id"] for v in listed] == [viewer.location.rsplit("/", 1)[1]]
         deleted = await other_http.delete(viewer.location)
         assert deleted.status_code == 200
         await asyncio.wait_for(viewer.ended.wait(), 20)

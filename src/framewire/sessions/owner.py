@@ -208,4 +208,5 @@ class Owner:
     async def _stats(
         self, live: LiveSession, command: cmd.Stats, blob: bytes, frame: Frame | None
     ) -> Record:
-        return {"stats": await live.leg.media_stats()}
+        viewers = [viewer.describe() for viewer in live.leg.viewers.values()]
+        return {"stats": await live.leg.media_stats(), "viewers": viewers}

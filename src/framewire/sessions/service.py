@@ -60,7 +60,8 @@ class View:
     stats: dict[str, Any] | None = None
     connection_state: str | None = None
     viewers: list[dict[str, Any]] | None = None
-    """The session's WHEP viewers, known to its owner (and none once it ended)."""
+    """The session's WHEP viewers, as its owner knows them (here or over the bus; none once it
+    ended)."""
 
 
 class SessionService:
@@ -220,13 +221,12 @@ class SessionService:
         live = self.owner.live.get(session_id)
         if live is not None:
             view.connection_state = live.leg.connection_state
-            view.viewers = [viewer.describe() for viewer in live.leg.viewers.values()]
-        elif record.ended:
+        if record.ended:
             view.viewers = []
-        if not record.ended:
+        else:
             try:  # from the owner: here, or over the bus
                 reply = await self.owner.send(record.owner, cmd.Stats(session_id))
-                view.stats = reply["stats"]
+                view.stats, view.viewers = reply["stats"], reply["viewers"]
             except (errors.Gone, errors.NotFound):
                 pass  # it ended meanwhile
         return view
