@@ -59,6 +59,7 @@ async def server(legs: int, udp_port: int | None) -> AsyncIterator[str]:
         "FRAMEWIRE_API_KEYS": KEY,
         "FRAMEWIRE_ICE_INTERFACES": "127.0.0.1",
         "FRAMEWIRE_MAX_SESSIONS": str(legs),
+        "FRAMEWIRE_SHED_LOAD": "false",  # a fixed capacity: this measures the port, not admission
         "FRAMEWIRE_KEY_CONCURRENCY": str(legs),
     }
     if udp_port is not None:

@@ -131,7 +131,12 @@ class RealtimeClient:
         relay_only: bool = False,
     ) -> None:
         self._own_http = http is None
-        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+        # Each session's event stream holds one connection for the session's life: a bound on
+        # the pool would leave a client with many sessions no connection for control requests.
+        self.http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
+        )
         self.control = Control(self.http, base_url, api_key, retry_budget)
         self.ice_servers = ice_servers or []
         self.relay_only = relay_only
