@@ -188,7 +188,10 @@ def read(frame: av.VideoFrame, now: float, session: Session) -> None:
 def window(session: Session, start: float, end: float) -> dict[str, Any]:
     frames = [(n, rtt) for t, n, rtt in session.received if start <= t < end]
     rtts = [rtt * 1000 for _, rtt in frames]
-    return {"frames": len({n for n, _ in frames}), "rtts": rtts}
+    # The loop repeats its stamps every LOOP_FRAMES: count changes of stamp, not distinct ones.
+    numbers = [n for n, _ in frames]
+    changes = sum(1 for i, n in enumerate(numbers) if i == 0 or n != numbers[i - 1])
+    return {"frames": changes, "rtts": rtts}
 
 
 async def client_main(args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from framewire.models.base import Frame, ModelSpec
-from framewire.models.steady import KNEE
+from framewire.models.steady import TAKE, Steadier
 from framewire.models.stylizer import Stylizer
 
 SPEC = ModelSpec("s", fps=20, width=640, height=360, accepts_image=True, backend="stylizer")
@@ -47,7 +47,24 @@ def test_real_motion_shows_in_the_same_frame(scene: Frame, prompt: str) -> None:
     expected = fresh.process(moved)  # from a model that never saw the earlier frames
     got = model.process(moved)
     # Where the picture really moved (shapes, not texture), the output is the new frame's.
-    moving = np.abs(moved.astype(np.int16) - scene).max(axis=2) > 2 * KNEE
+    moving = np.abs(moved.astype(np.int16) - scene).max(axis=2) > 2 * TAKE
     assert moving.mean() > 0.02
     lagging = change(expected[moving], fresh.process(scene)[moving])
     assert change(got[moving], expected[moving]) < 0.1 * lagging
+
+
+def test_a_slow_fade_is_followed_in_small_steps() -> None:
+    """An exposure drifting 1 level a frame (below the motion threshold each frame) must not be
+    held back and then released as one visible flash: the picture follows it closely."""
+    steadier = Steadier()
+    rng = np.random.default_rng(3)
+    base = np.full((90, 160, 3), 100.0)
+    shown, actual = [], []
+    for level in range(60):
+        frame = np.clip(base + level + rng.normal(0.0, 2.5, base.shape), 0, 255).astype(np.uint8)
+        actual.append(float(frame.mean()))
+        shown.append(float(steadier(frame).mean()))
+    jumps = np.abs(np.diff(shown))
+    assert shown[-1] - shown[0] > 50  # it did follow the fade
+    assert jumps.max() < 4.0  # never one flash (held until TAKE, it would jump by 14)
+    assert max(a - s for a, s in zip(actual, shown, strict=True)) < 8.0  # never far behind
