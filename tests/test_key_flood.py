@@ -121,4 +121,3 @@ async def test_a_wrong_key_flood_is_turned_away_and_good_keys_keep_their_pace() 
         assert p95(during) < 2 * p95(idle)
         assert flood_fps.result() >= 0.8 * idle_fps
         await streaming.close()
-

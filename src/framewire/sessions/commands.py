@@ -100,7 +100,15 @@ Command = (
 KINDS: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
-        Trickle, Restart, SetPrompt, SetImage, End, Stats, AddViewer, PatchViewer, RemoveViewer
+        Trickle,
+        Restart,
+        SetPrompt,
+        SetImage,
+        End,
+        Stats,
+        AddViewer,
+        PatchViewer,
+        RemoveViewer,
     )
 }
 
