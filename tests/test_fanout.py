@@ -12,8 +12,8 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
-from framewire.media.codecs import BitratePolicy
-from framewire.media.fanout import EncodedFrame, Fanout, Subscription
+from framewire.media.codecs import BitratePolicy, EncodedFrame
+from framewire.media.fanout import Fanout, Subscription
 from tests import peers
 
 FPS = 50

@@ -42,10 +42,10 @@ class Metrics:
         self.frames_dropped, self.frames_late = frames["dropped"], frames["late"]
         self.frame_latency = self._histogram(
             "framewire_frame_latency_seconds",
-            "Server-added latency per frame: inbound frame decoded -> model frame to the encoder",
+            "Server-added latency per frame: inbound frame decoded -> model -> encoded",
         )
         self.model_seconds = self._histogram(
-            "framewire_model_seconds", "Worker-thread time per frame: scale, model, colour"
+            "framewire_model_seconds", "Worker-thread time per frame: scale, model, colour, encode"
         )
         self.decode_seconds = self._histogram(
             "framewire_decode_seconds",

@@ -27,6 +27,7 @@ import numpy as np
 from av import VideoFrame
 from av.video.reformatter import VideoReformatter
 
+from framewire.media.codecs import EncodedFrame
 from framewire.media.frameloop import FrameStats, LatestFrameReader, PacedTrack, encodable
 from framewire.models.base import Frame, ModelSpec, PixelFormat, SharedModel
 
@@ -223,12 +224,12 @@ class BatchedTrack(PacedTrack):
         )
         return np.asarray(scaled.to_ndarray(), dtype=np.uint8)
 
-    def _finish(self, image: Frame) -> VideoFrame:
+    def _finish(self, image: Frame) -> VideoFrame | EncodedFrame:
         if image.shape != self._shape or image.dtype != np.uint8:
             raise ValueError(f"model returned {image.dtype} {image.shape}, not {self._shape}")
-        return to_encoder(image, self._slot.pixel_format)
+        return self._deliver(to_encoder(image, self._slot.pixel_format))
 
-    async def _process(self, frame: VideoFrame) -> VideoFrame:
+    async def _process(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
         loop = asyncio.get_running_loop()
         image = await loop.run_in_executor(self._executor, self._prepare, frame)
         output = await self._slot.run(image)

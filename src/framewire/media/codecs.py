@@ -58,6 +58,16 @@ BITS_PER_PIXEL = 0.08
 
 
 @dataclass(frozen=True)
+class EncodedFrame:
+    """One encoded video frame as RTP payloads, with its 90 kHz timestamp."""
+
+    payloads: list[bytes]
+    timestamp: int
+    keyframe: bool
+    index: int
+
+
+@dataclass(frozen=True)
 class BitratePolicy:
     """Bits per second for one video stream, and how reluctantly to change them."""
 

@@ -18,7 +18,6 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCRtpSender
@@ -27,7 +26,13 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import Packet, VideoFrame
 from av.frame import Frame
 
-from framewire.media.codecs import BitratePolicy, GovernedEncoder, governed_encoder
+from framewire.media.codecs import (
+    BitratePolicy,
+    EncodedFrame,
+    GovernedEncoder,
+    governed_encoder,
+)
+from framewire.media.frameloop import PacedTrack
 from framewire.rtc import internals as private
 
 SUBSCRIPTION_DEPTH = 8
@@ -36,16 +41,6 @@ KEYFRAME_INTERVAL = 0.5
 """Least seconds between requested keyframes: a 720p keyframe costs 4-7 delta frames of
 encoding, and ten lossy receivers asking at once must not multiply that (a request made sooner
 is kept and served when the interval is up)."""
-
-
-@dataclass(frozen=True)
-class EncodedFrame:
-    """One encoded video frame as RTP payloads, with its 90 kHz timestamp."""
-
-    payloads: list[bytes]
-    timestamp: int
-    keyframe: bool
-    index: int
 
 
 class Subscription(MediaStreamTrack):
@@ -140,8 +135,12 @@ class Fanout:
         self._closed = False
 
     def feed(self, source: MediaStreamTrack) -> None:
-        """The frames to encode (the model's output); pumping starts once a codec is chosen."""
+        """The frames to encode (the model's output); pumping starts once a codec is chosen. A
+        model's track encodes each frame in the worker thread that made it (`_encode`), where
+        the frame is still in that core's cache and no second thread hand-off is needed."""
         self._source = source
+        if isinstance(source, PacedTrack):
+            source.finish = self._encode
         self._start()
 
     def use_codec(
@@ -188,25 +187,31 @@ class Fanout:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                frame = await self._source.recv()
-                assert isinstance(frame, VideoFrame)
-                if not self._subscriptions:
+                received: object = await self._source.recv()
+                if isinstance(received, VideoFrame):  # a source that does not encode itself
+                    received = await loop.run_in_executor(None, self._encode, received)
+                if not isinstance(received, EncodedFrame) or not received.payloads:
                     continue  # nobody watches: the model runs (and bills), nothing is encoded
-                keyframe = self._keyframe_due()
-                payloads, timestamp = await loop.run_in_executor(
-                    None, self.encoder.encode, frame, keyframe
-                )
-                if not payloads:
-                    continue
-                encoded = EncodedFrame(payloads, timestamp, keyframe, self.frames_encoded)
-                self.frames_encoded += 1
-                self.keyframes_encoded += keyframe
                 for subscription in list(self._subscriptions):
-                    subscription.offer(encoded)
+                    subscription.offer(received)
         except MediaStreamError:
             pass
         finally:
             self._end_subscriptions()
+
+    def _encode(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
+        """Worker thread: `frame` encoded, or returned as it is when nobody watches (or the
+        fanout is closed). One frame of a session is encoded at a time."""
+        encoder = self.encoder
+        if encoder is None or not self._subscriptions:
+            return frame
+        keyframe = self._keyframe_due()
+        payloads, timestamp = encoder.encode(frame, keyframe)
+        encoded = EncodedFrame(payloads, timestamp, keyframe, self.frames_encoded)
+        if payloads:
+            self.frames_encoded += 1
+            self.keyframes_encoded += keyframe
+        return encoded
 
     def _keyframe_due(self) -> bool:
         """Whether the frame about to be encoded is a keyframe: the first one, or one asked for

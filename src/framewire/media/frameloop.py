@@ -4,8 +4,10 @@ Latency first: the reader drains the inbound track continuously and keeps only t
 frame (aiortc's receive queue is unbounded); the outbound track takes the newest frame the moment
 the encoder asks for one, so a slow model drops frames instead of queueing them, and a
 `FramePacer` drops the frames a faster client sends beyond the model's fps. The worker thread
-does all pixel work: one swscale pass to the model's size in BGR, the model, and the conversion
-to the yuv420p the encoder wants (cv2: 0.5 ms at 720p against 2 ms in the encoder's swscale).
+does all pixel work: one swscale pass to the model's size in BGR, the model, the conversion
+to the yuv420p the encoder wants (cv2: 0.5 ms at 720p against 2 ms in the encoder's swscale), and
+the encode itself (`PacedTrack.finish`, set by the session's fanout), while the frame is still in
+that core's cache and without a second thread hand-off per frame.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 from av.video.reformatter import VideoReformatter
 
+from framewire.media.codecs import EncodedFrame
 from framewire.metrics import Metrics
 from framewire.models.base import Frame, FrameModel, ModelSpec, StreamViolation
 
@@ -57,7 +60,8 @@ class FrameStats:
         """Inbound frames replaced by a newer one before the model could take them: the loop
         is not keeping up (admission sheds load on their ratio)."""
         self.work_seconds = 0.0
-        """Worker-thread seconds spent on this leg's frames (scaling, model, conversion)."""
+        """Worker-thread seconds spent on this leg's frames (scaling, model, conversion and,
+        for a session's own model, the encode)."""
         self.last_inbound: float | None = None
         self._metrics = metrics
         self._arrivals: deque[float] = deque(maxlen=WINDOW_FRAMES)
@@ -115,7 +119,7 @@ class FrameStats:
             self._metrics.frames_late.inc()
 
     def worked(self, seconds: float) -> None:
-        """A worker thread spent `seconds` on one frame (scale, model, conversion)."""
+        """A worker thread spent `seconds` on one frame (scale, model, conversion, encode)."""
         self.work_seconds += seconds
         if self._metrics is not None:
             self._metrics.model_seconds.observe(seconds)
@@ -265,10 +269,23 @@ class PacedTrack(MediaStreamTrack):
         self._on_fault = on_fault
         self._pacer = FramePacer(spec.fps)
         self._start: float | None = None
+        self.finish: Callable[[VideoFrame], VideoFrame | EncodedFrame] | None = None
+        """Set by the consumer (the session's fanout): run in the worker thread on each
+        timestamped output frame; what it returns is what `recv` returns."""
 
-    async def _process(self, frame: VideoFrame) -> VideoFrame:
-        """Inbound frame -> encodable model output, off the event loop."""
+    async def _process(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
+        """Inbound frame -> model output through `_deliver`, off the event loop."""
         raise NotImplementedError
+
+    def _deliver(self, out: VideoFrame) -> VideoFrame | EncodedFrame:
+        """Worker thread: timestamp an output frame (now, on the 90 kHz clock from the first
+        output frame; one frame is in flight at a time) and hand it to `finish`."""
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        out.pts = int((now - self._start) * VIDEO_CLOCK)
+        out.time_base = Fraction(1, VIDEO_CLOCK)
+        return out if self.finish is None else self.finish(out)
 
     async def _next_admitted(self) -> tuple[VideoFrame, float]:
         """The newest inbound frame the pacer lets through."""
@@ -278,10 +295,11 @@ class PacedTrack(MediaStreamTrack):
                 return frame, arrived
             self._stats.dropped()
 
-    async def recv(self) -> VideoFrame:
+    async def recv(self) -> VideoFrame | EncodedFrame:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
         frame, arrived = await self._next_admitted()
+        first = self._start is None
         try:
             out = await self._process(frame)
         except StreamViolation as exc:
@@ -293,13 +311,9 @@ class PacedTrack(MediaStreamTrack):
             self._on_fault("error")
             self.stop()
             raise MediaStreamError from exc
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
+        if first:
             self._on_first_frame()
-        out.pts = int((now - self._start) * VIDEO_CLOCK)
-        out.time_base = Fraction(1, VIDEO_CLOCK)
-        self._stats.outbound(now, arrived)
+        self._stats.outbound(time.monotonic(), arrived)
         return out
 
 
@@ -326,7 +340,7 @@ class ModelTrack(PacedTrack):
     def model(self) -> FrameModel:
         return self._model
 
-    def _transform(self, frame: VideoFrame) -> VideoFrame:
+    def _transform(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
         """Worker thread: inbound frame -> model input (spec size, BGR) -> model -> encoder.
         One swscale pass scales (inside swscale, on the planar input) and converts; the model
         reads its output in place; one cv2 pass converts back, into a buffer reused every frame
@@ -342,10 +356,10 @@ class ModelTrack(PacedTrack):
                 raise ValueError(
                     f"model returned {image.dtype} {image.shape}, not the spec's frame"
                 )
-            return encodable(image, self._yuv)
+            return self._deliver(encodable(image, self._yuv))
         finally:
             self._stats.worked(time.monotonic() - began)
 
-    async def _process(self, frame: VideoFrame) -> VideoFrame:
+    async def _process(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._transform, frame)
