@@ -11,6 +11,7 @@ from typing import cast
 
 import cv2
 
+from framewire.media import decoders
 from framewire.media.batching import BatchRunner, BatchSlot
 from framewire.media.codecs import VIDEO_CODECS
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
@@ -56,6 +57,7 @@ class Legs:
         # own thread pool would split each call over the cores and spin between calls (measured:
         # 0.03 core more per 720p20 session, for no gain in throughput).
         cv2.setNumThreads(1)
+        decoders.install()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
         self._legs: dict[str, Leg] = {}
         self._reserved = 0
