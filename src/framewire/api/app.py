@@ -27,7 +27,7 @@ from framewire.metrics import Metrics
 from framewire.models.catalog import Catalog, load_catalog
 from framewire.models.registry import ModelRegistry
 from framewire.policy.plugins import build_enhancer, build_moderator
-from framewire.sessions.admission import Admission, share_of_cores
+from framewire.sessions.admission import Admission, usable_cpus
 from framewire.sessions.content import Content
 from framewire.sessions.lifecycle import Lifecycle
 from framewire.sessions.ports import Limits, Ports
@@ -186,7 +186,7 @@ def open_legs(settings: Settings, registry: ModelRegistry, metrics: Metrics) -> 
 
 
 def open_admission(settings: Settings, legs: Legs) -> Admission:
-    cores = share_of_cores(settings.workers)
+    cores = len(usable_cpus())  # sibling workers' use is measured (Admission.others)
     return Admission(
         legs, settings.max_sessions, cores, model_workers(settings), shed=settings.shed_load
     )

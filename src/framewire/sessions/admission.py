@@ -5,9 +5,10 @@ Two kinds of evidence, sampled every SAMPLE_EVERY seconds:
 - *Cost*, measured: this process's CPU time per second, its event-loop thread's (the GIL-bound
   Python of RTP, SRTP and asyncio, which one process cannot spread over cores), and the model
   workers' busy time per second, each divided by the legs that stream. The instance's capacity
-  is how many such sessions fit in its share of the cores, in one core for the loop, and in its
-  model workers, at TARGET_LOAD: the next session is refused *before* it would push the others
-  below their fps. Until a session has
+  is how many such sessions fit, at TARGET_LOAD, in the cores left over by everything else that
+  runs on them (the machine's busy time minus this process's: sibling `--workers`, neighbours),
+  in one core for the loop, and in its model workers: the next session is refused *before* it
+  would push the others below their fps. Until a session has
   streamed, the cost is a prior measured on this machine at start (one 720p frame's decode,
   conversions and encode, times the frame rate, times PATH_OVERHEAD).
 - *Live signals*, for what cost cannot predict (a neighbour taking the CPU, a model slower on
@@ -41,9 +42,10 @@ from framewire.media.legs import CapacityFull, Legs
 SAMPLE_EVERY = 1.0
 WINDOW = 4
 """Samples (seconds) the live signals and costs are judged over."""
-TARGET_LOAD = 0.8
-"""Share of the cores (and of the model workers) sessions may use: the rest absorbs keyframes,
-bursts and the HTTP side."""
+TARGET_LOAD = 0.85
+"""Share of the cores (and of the model workers) that may be busy: the rest absorbs keyframes,
+bursts and the HTTP side. (bench/capacity.py on 2 cores: sessions held up to ~80 % machine load,
+not at ~92 %.)"""
 PROBE_EVERY = 0.1
 LOOP_LAG_LIMIT = 0.02
 """Event-loop lag (seconds, median of the window's probes every PROBE_EVERY) above which new
@@ -85,6 +87,7 @@ class Cost:
 class Sample:
     at: float
     cpu: float
+    machine_cpu: float | None
     loop_cpu: float
     work: float
     frames_in: int
@@ -93,13 +96,37 @@ class Sample:
     lags: list[float]
 
 
+def machine_busy(cpus: set[int]) -> float | None:
+    """CPU seconds the cores in `cpus` have been busy, all processes together (Linux
+    /proc/stat; guest time is inside user time), or None where that is not available."""
+    try:
+        with open("/proc/stat") as stat:
+            lines = [line.split() for line in stat if line.startswith("cpu")]
+    except OSError:
+        return None
+    busy = 0
+    for name, *ticks in lines:
+        if name == "cpu" or int(name[3:]) not in cpus:
+            continue
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, ticks[:8])
+        busy += user + nice + system + irq + softirq + steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def usable_cpus() -> set[int]:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
 def calibrate(width: int, height: int, fps: int) -> float:
     """Cores one session of this size costs before its model, measured here: CPU seconds of a
     frame's encode, decode and two conversions, times fps, times PATH_OVERHEAD."""
     noise = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
     scene = np.asarray(cv2.GaussianBlur(noise, (0, 0), 3), dtype=np.uint8)  # photo-like texture
     encoder = realtime_vp8(av.VideoFrame(width, height, "yuv420p"), 1_500_000)
-    decoder = av.CodecContext.create("libvpx", "r")
+    decoder = av.CodecContext.create("vp8", "r")  # the receivers' (media/decoders.py)
     decoder.thread_count = 1  # this thread's CPU time is the measure
     started = time.thread_time()
     for number in range(CALIBRATION_FRAMES):
@@ -134,6 +161,10 @@ class Admission:
         """The last cost per session measured over a steady window."""
         self.measured_with = 0
         """How many sessions streamed through that window."""
+        self.others = 0.0
+        """Cores busy with everything but this process over the last window (sibling workers,
+        other programs): not available to this instance's sessions."""
+        self._cpus = usable_cpus()
         self._samples: deque[Sample] = deque(maxlen=WINDOW + 1)
         self._task: asyncio.Task[None] | None = None
 
@@ -163,6 +194,7 @@ class Admission:
         return Sample(
             at=time.monotonic(),
             cpu=time.process_time(),
+            machine_cpu=machine_busy(self._cpus),
             loop_cpu=time.thread_time(),  # this runs on the event loop's thread
             work=sum(leg.stats.work_seconds for leg in legs),
             frames_in=sum(leg.stats.frames_in for leg in legs),
@@ -177,12 +209,17 @@ class Admission:
         """Update the per-session cost when the window saw the same sessions stream
         throughout (a session starting or ending mid-window would skew the division)."""
         samples = list(self._samples)
-        last = samples[-1]
+        first, last = samples[0], samples[-1]
+        if last.at > first.at and first.machine_cpu is not None and last.machine_cpu is not None:
+            own = last.cpu - first.cpu
+            self.others = max(0.0, (last.machine_cpu - first.machine_cpu - own)) / (
+                last.at - first.at
+            )
         if len(samples) <= WINDOW or last.streaming == 0:
             return
         if any(s.streaming != last.streaming for s in samples):
             return
-        first, per = samples[0], (last.at - samples[0].at) * last.streaming
+        per = (last.at - first.at) * last.streaming
         self.measured = Cost(
             cores=(last.cpu - first.cpu) / per,
             loop=(last.loop_cpu - first.loop_cpu) / per,
@@ -207,13 +244,13 @@ class Admission:
             return self.max_sessions
         cost = self.session_cost()
         limits = [] if self.max_sessions is None else [self.max_sessions]
-        for used, available in (
-            (cost.cores, self.cores),
-            (cost.loop, 1.0),  # one event-loop thread: one core at most, whatever the machine
-            (cost.workers, self.model_workers),
+        for used, free in (
+            (cost.cores, self.cores * TARGET_LOAD - self.others),
+            (cost.loop, TARGET_LOAD),  # one event-loop thread: one core at most
+            (cost.workers, self.model_workers * TARGET_LOAD),
         ):
             if used:
-                limits.append(max(1, math.floor(available * TARGET_LOAD / used)))
+                limits.append(max(1, math.floor(free / used)))
         return min(limits) if limits else None
 
     def loop_lag(self) -> float:
@@ -246,6 +283,7 @@ class Admission:
             "capacity": capacity,
             "free_sessions": None if capacity is None else max(0, capacity - self.legs.count()),
             "core_per_session": None if cost.cores is None else round(cost.cores, 3),
+            "other_cores": round(self.others, 3),
             "loop_core_per_session": round(cost.loop, 3),
             "model_workers_per_session": round(cost.workers, 3),
             "cost_measured_with": self.measured_with,
@@ -274,9 +312,3 @@ class Admission:
             raise Overloaded(reason)
         with self.legs.reserve(self.capacity() or sys.maxsize):
             yield
-
-
-def share_of_cores(workers: int) -> float:
-    """The cores one of `workers` server processes may count on."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (cpus or 1) / workers
