@@ -153,6 +153,10 @@ def load_readings(
             "CPU cores one streaming session costs (measured)",
             lambda: admission.session_cost().cores or 0.0,
         ),
+        "framewire_other_cores": (
+            "Cores busy with everything but this process (sibling workers, other programs)",
+            lambda: admission.others,
+        ),
         "framewire_loop_lag_seconds": (
             "Median event-loop lag over the admission window",
             admission.loop_lag,
