@@ -61,6 +61,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from models import percentiles, scene  # bench/models.py (this script's folder is on sys.path)
 
 from framewire.media.codecs import VIDEO_CODECS, realtime_h264, realtime_vp8
+from framewire.media.decoders import FfmpegVp8Decoder
 from framewire.media.frameloop import encodable
 from framewire.rtc.peer import Peer
 from framewire.rtc.stamp import read_stamp, stamp
@@ -435,7 +436,8 @@ def stage_costs(codec: str, model_id: str, prompt: str) -> list[tuple[str, float
         decoded.extend(decoder.decode(av.Packet(data)))
     frames = len(decoded) - 5
 
-    dec = av.CodecContext.create("libvpx" if codec == "vp8" else "h264", "r")
+    # the server's decoders: FFmpeg's VP8 on one thread (framewire.media.decoders), aiortc's H.264
+    dec = FfmpegVp8Decoder().codec if codec == "vp8" else av.CodecContext.create("h264", "r")
     cursor = iter(range(10**9))
 
     def decode_next(i: int) -> None:
