@@ -58,9 +58,6 @@ class Settings(BaseSettings):
     say (benchmarks that measure past what holds)."""
     model_workers: int | None = Field(default=None, gt=0)
     """Threads running models (and each frame's pixel work) per process; None: one per CPU."""
-    workers: int = Field(default=1, gt=0)
-    """Server processes on this machine (`framewire serve --workers` sets it): each counts on
-    its share of the cores."""
     video_codecs: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["h264", "vp8"])
     """Video codecs in order of preference; the client's offer decides which are possible."""
     max_viewers: int = Field(default=16, ge=0)

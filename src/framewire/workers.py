@@ -181,7 +181,6 @@ def supervise(
     bound = holder.getsockname()[1]
     env = dict(os.environ)
     env.setdefault("FRAMEWIRE_INSTANCE_ID", "fw-" + secrets.token_hex(4))
-    env["FRAMEWIRE_WORKERS"] = str(count)
     argv = [
         sys.executable, "-m", "framewire.cli", "serve",
         "--host", host, "--port", str(bound), "--shared-port", *worker_args,
