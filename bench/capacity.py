@@ -85,7 +85,8 @@ def encode_loop(codec: str) -> list[bytes]:
     """LOOP_FRAMES frames of a panning scene, each stamped with its index, encoded once."""
     canvas = scene(WIDTH, HEIGHT)
     first = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-    encoder = realtime_vp8(first, BITRATE) if codec == "vp8" else realtime_h264(first, BITRATE)
+    make = realtime_vp8 if codec == "vp8" else realtime_h264
+    encoder = make(first, BITRATE, FPS)
     packets = []
     for number in range(LOOP_FRAMES):
         x = (number * 7) % (canvas.shape[1] - WIDTH)
@@ -451,7 +452,8 @@ def stage_costs(codec: str, model_id: str, prompt: str) -> list[tuple[str, float
     small = [f.reformat(640, 480) for f in decoded[:8]]
     scratch = np.empty((HEIGHT * 3 // 2, WIDTH), np.uint8)
     yuv = [encodable(image) for image in images]
-    encoder = realtime_vp8(yuv[0], BITRATE) if codec == "vp8" else realtime_h264(yuv[0], BITRATE)
+    make = realtime_vp8 if codec == "vp8" else realtime_h264
+    encoder = make(yuv[0], BITRATE, FPS)
     encoded = [bytes(packets[i]) for i in range(1, 9)]
     session = pylibsrtp.Session(
         pylibsrtp.Policy(key=os.urandom(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)

@@ -30,7 +30,7 @@ def vp8_stream(count: int) -> list[bytes]:
         frame = VideoFrame.from_ndarray(stamped_pattern(640, 360, index), format="bgr24")
         frame = frame.reformat(format="yuv420p")
         frame.pts, frame.time_base = index, fractions.Fraction(1, 20)
-        encoder = encoder or realtime_vp8(frame, 800_000)
+        encoder = encoder or realtime_vp8(frame, 800_000, 20)
         frames.extend(bytes(packet) for packet in encoder.encode(frame))
     return frames
 

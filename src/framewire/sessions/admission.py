@@ -125,7 +125,7 @@ def calibrate(width: int, height: int, fps: int) -> float:
     frame's encode, decode and two conversions, times fps, times PATH_OVERHEAD."""
     noise = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
     scene = np.asarray(cv2.GaussianBlur(noise, (0, 0), 3), dtype=np.uint8)  # photo-like texture
-    encoder = realtime_vp8(av.VideoFrame(width, height, "yuv420p"), 1_500_000)
+    encoder = realtime_vp8(av.VideoFrame(width, height, "yuv420p"), 1_500_000, fps)
     decoder = av.CodecContext.create("vp8", "r")  # the receivers' (media/decoders.py)
     decoder.thread_count = 1  # this thread's CPU time is the measure
     started = time.thread_time()
