@@ -37,7 +37,14 @@ def framewire_process(
     command = Path(sys.executable).with_name("framewire")
     process = subprocess.Popen(
         [str(command), "serve", "--port", str(port), *args],
-        env={**os.environ, "FRAMEWIRE_ICE_INTERFACES": "127.0.0.1", **env},
+        # A fixed capacity unless a test sets otherwise: measured admission would count the
+        # test's own clients (another process on these cores) against the server.
+        env={
+            **os.environ,
+            "FRAMEWIRE_ICE_INTERFACES": "127.0.0.1",
+            "FRAMEWIRE_SHED_LOAD": "false",
+            **env,
+        },
         stdout=output or subprocess.DEVNULL,
         stderr=output,
     )

@@ -74,7 +74,9 @@ async def test_a_silent_stun_server_does_not_delay_the_answer() -> None:
         created = await http.post(OFFER, json={"sdp": offer})
         answered = time.monotonic() - started
         assert created.status_code == 200, created.text
-        assert answered < 0.5, f"answer took {answered:.3f} s"
+        # Waiting for the silent server would take aioice's 5 s gathering timeout; the bound
+        # leaves a loaded machine room for the answer's own work.
+        assert answered < 2.5, f"answer took {answered:.3f} s"
         body = created.json()
         assert HOST.search(body["sdp"]) and "a=end-of-candidates" not in body["sdp"]
 
