@@ -255,11 +255,15 @@ async def test_the_server_gets_every_frame_intact_and_the_encoder_stays_steady(
         await peer.wait_frames(100)  # 5 s: stock aiortc has rebuilt its encoder once by then
 
         frames = list(peer.frames)
+        stats = (await http.get(f"{SESSIONS}/{created.json()['session_id']}")).json()["stats"]
         stamps = [stamp_of(frame) for frame in frames]
         numbers = [number for number in stamps if number is not None]
         assert numbers == stamps  # every frame back carries a readable stamp
         assert numbers == sorted(set(numbers))  # no duplicates, no reordering
-        assert len(numbers) >= 0.8 * (numbers[-1] - numbers[0] + 1)
+        # A frame missing from the run back was dropped by the server on purpose (the pacer,
+        # or a newer frame replacing it on a busy machine), never lost on the way.
+        missing = numbers[-1] - numbers[0] + 1 - len(numbers)
+        assert missing <= stats["frames_dropped"], (missing, stats)
         for frame, number in zip(frames, numbers, strict=True):
             sent = stamped_pattern(320, 240, number)
             assert np.abs(frame.astype(int) - sent).mean() < 10
