@@ -9,6 +9,7 @@ import asyncio
 import math
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -79,16 +80,35 @@ def slow_registry() -> ModelRegistry:
     return registry
 
 
-async def measured_with(http: httpx.AsyncClient, streaming: int) -> dict[str, Any]:
-    """/readyz once the instance has measured its cost with `streaming` sessions streaming
-    through a whole window."""
+async def readyz_until(
+    http: httpx.AsyncClient, condition: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The first /readyz body that meets `condition`, within MEASURED seconds."""
     deadline = time.monotonic() + MEASURED
     while True:
         body: dict[str, Any] = (await http.get("/readyz")).json()
-        if body["cost_measured_with"] == streaming:
+        if condition(body):
             return body
         assert time.monotonic() < deadline, body
         await asyncio.sleep(0.5)
+
+
+async def measured_with(http: httpx.AsyncClient, sessions: int) -> dict[str, Any]:
+    """/readyz once the instance has measured its cost with `sessions` sessions streaming
+    through a whole window."""
+    return await readyz_until(http, lambda load: load["cost_measured_with"] == sessions)
+
+
+async def streaming(http: httpx.AsyncClient, model: str, fps: int) -> ClientPeer:
+    """A session of `model` whose first frames came back."""
+    peer = ClientPeer(fps=fps)
+    created = await http.post(
+        SESSIONS, json={"model": model, "sdp": {"type": "offer", "sdp": await peer.offer()}}
+    )
+    assert created.status_code == 201, created.text
+    await peer.accept(created.json()["sdp"]["sdp"])
+    await peer.wait_frames(5, timeout=30)
+    return peer
 
 
 async def fps(peer: ClientPeer, frames: int = 60) -> float:
@@ -167,20 +187,11 @@ async def test_a_session_falling_behind_sheds_new_work_on_its_stale_frames() -> 
         framewire(registry=slow_registry(), model_workers=8, shed_load=True) as server,
         server.client() as http,
     ):
-        peer = ClientPeer(fps=20)
-        created = await http.post(
-            SESSIONS, json={"model": "lagging", "sdp": {"type": "offer", "sdp": await peer.offer()}}
-        )
-        assert created.status_code == 201, created.text
-        await peer.accept(created.json()["sdp"]["sdp"])
-        await peer.wait_frames(5, timeout=30)
+        peer = await streaming(http, "lagging", fps=20)
         load = await measured_with(http, 1)
         assert load["capacity"] > 1  # the cost alone would admit another
 
-        deadline = time.monotonic() + MEASURED
-        while (load := (await http.get("/readyz")).json())["overload"] is None:
-            assert time.monotonic() < deadline, load
-            await asyncio.sleep(0.5)
+        load = await readyz_until(http, lambda load: load["overload"] is not None)
         assert "stale" in load["overload"]
         second = ClientPeer()
         refused = await http.post(
@@ -205,22 +216,15 @@ async def test_a_neighbour_busy_on_the_cores_lowers_the_capacity() -> None:
         framewire(registry=slow_registry(), model_workers=8, shed_load=True) as server,
         server.client() as http,
     ):
-        peer = ClientPeer(fps=FPS)
-        created = await http.post(
-            SESSIONS, json={"model": "busy", "sdp": {"type": "offer", "sdp": await peer.offer()}}
-        )
-        assert created.status_code == 201, created.text
-        await peer.accept(created.json()["sdp"]["sdp"])
-        await peer.wait_frames(5, timeout=30)
+        peer = await streaming(http, "busy", fps=FPS)
         alone = await measured_with(http, 1)
         neighbour = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "while True: pass"  # keeps one core busy
+            sys.executable,
+            "-c",
+            "while True: pass",  # keeps one core busy
         )
         try:
-            deadline = time.monotonic() + MEASURED
-            while (load := (await http.get("/readyz")).json())["other_cores"] < 0.8:
-                assert time.monotonic() < deadline, load
-                await asyncio.sleep(0.5)
+            load = await readyz_until(http, lambda load: load["other_cores"] >= 0.8)
         finally:
             neighbour.kill()
             await neighbour.wait()

@@ -9,10 +9,9 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from tests.peers import ClientPeer
 from tests.servers import framewire
@@ -23,18 +22,34 @@ INACTIVITY = 3.0
 BOUND = 2.0
 
 
-@contextlib.contextmanager
-def saturated_cores() -> Iterator[None]:
+BURNING = 0.3
+"""CPU seconds each burner must have run before the cores count as taken."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.asynccontextmanager
+async def saturated_cores() -> AsyncIterator[None]:
+    """One busy loop per core, entered once every one of them is running."""
     burners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
         for _ in range(os.cpu_count() or 2)
     ]
     try:
+        deadline = time.monotonic() + 30
+        while min(cpu_seconds(burner.pid) for burner in burners) < BURNING:
+            assert time.monotonic() < deadline, "the burners never ran"
+            await asyncio.sleep(0.05)
         yield
     finally:
         for burner in burners:
             burner.kill()
-            burner.wait()
+            await burner.wait()
 
 
 async def test_creates_answer_within_two_seconds_on_saturated_cores() -> None:
@@ -45,8 +60,7 @@ async def test_creates_answer_within_two_seconds_on_saturated_cores() -> None:
         peers = [ClientPeer() for _ in range(5)]
         offers = [await peer.offer() for peer in peers]
         took = []
-        with saturated_cores():
-            await asyncio.sleep(1.0)  # let the burners take the cores
+        async with saturated_cores():
             for offer in offers:
                 start = time.monotonic()
                 response = await http.post(
@@ -89,8 +103,7 @@ async def test_a_vanished_client_is_ended_within_the_inactivity_timeout_on_satur
             f"{body['events']['url']}?event_token={body['events']['event_token']}",
         ).start()
         await events.wait_for("generation_started")
-        with saturated_cores():
-            await asyncio.sleep(1.0)
+        async with saturated_cores():
             client.send_signal(signal.SIGKILL)
             vanished = time.monotonic()
             end = await events.wait_for("generation_ended", timeout=INACTIVITY + 20)
