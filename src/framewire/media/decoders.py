@@ -4,8 +4,8 @@ aiortc decodes VP8 with libvpx at libavcodec's automatic thread count: 2.6 ms of
 frame on this project's 2-core machine, where FFmpeg's own VP8 decoder on one thread takes
 1.9 ms (bench/capacity.py's stream; VP8 decoding is bit-exact, so the pixels are the same). One
 thread per stream, as for the encoders: a server's cores go further as more sessions than as a
-faster frame. H.264 keeps aiortc's decoder (libavcodec's, already one slice thread per stream
-here).
+faster frame. H.264 keeps aiortc's decoder (libavcodec's; its thread count made no measurable
+difference here).
 
 `install` makes every receiver created afterwards in this process decode VP8 this way (aiortc's
 decoder thread looks its decoder up by codec when the first frame arrives).

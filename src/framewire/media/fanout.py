@@ -136,8 +136,8 @@ class Fanout:
 
     def feed(self, source: MediaStreamTrack) -> None:
         """The frames to encode (the model's output); pumping starts once a codec is chosen. A
-        model's track encodes each frame in the worker thread that made it (`_encode`), where
-        the frame is still in that core's cache and no second thread hand-off is needed."""
+        model's track encodes each frame in the worker thread that made it (`_encode`): one
+        thread hand-off per frame fewer."""
         self._source = source
         if isinstance(source, PacedTrack):
             source.finish = self._encode

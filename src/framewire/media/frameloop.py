@@ -6,8 +6,8 @@ the encoder asks for one, so a slow model drops frames instead of queueing them,
 `FramePacer` drops the frames a faster client sends beyond the model's fps. The worker thread
 does all pixel work: one swscale pass to the model's size in BGR, the model, the conversion
 to the yuv420p the encoder wants (cv2: 0.5 ms at 720p against 2 ms in the encoder's swscale), and
-the encode itself (`PacedTrack.finish`, set by the session's fanout), while the frame is still in
-that core's cache and without a second thread hand-off per frame.
+the encode itself (`PacedTrack.finish`, set by the session's fanout), without a second thread
+hand-off per frame.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from framewire.media.codecs import realtime_vp8
+from framewire.media.decoders import FfmpegVp8Decoder
 from framewire.media.frameloop import encodable
 from framewire.media.legs import CapacityFull, Legs
 
@@ -126,8 +127,7 @@ def calibrate(width: int, height: int, fps: int) -> float:
     noise = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
     scene = np.asarray(cv2.GaussianBlur(noise, (0, 0), 3), dtype=np.uint8)  # photo-like texture
     encoder = realtime_vp8(av.VideoFrame(width, height, "yuv420p"), 1_500_000, fps)
-    decoder = av.CodecContext.create("vp8", "r")  # the receivers' (media/decoders.py)
-    decoder.thread_count = 1  # this thread's CPU time is the measure
+    decoder = FfmpegVp8Decoder().codec  # the receivers' decoder, one thread: this one's CPU
     started = time.thread_time()
     for number in range(CALIBRATION_FRAMES):
         frame = encodable(np.roll(scene, number * 7, axis=1))  # a pan
