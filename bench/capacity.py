@@ -24,9 +24,11 @@ the cost that still holds. "Held" = every session >= 95 % of the model's fps and
 admission saw it would not hold).
 
 Then a per-stage table: what one session's frame costs in each stage (CPU ms per frame,
-measured in this process on the same 720p stream, and cores at 20 fps), with "event loop and
-the rest" (RTP/RTCP parsing, SRTP unprotect, jitter buffer, asyncio, HTTP) as the server's
-measured core per session at N = 1 minus the stages.
+measured in this process on the same 720p stream, and cores at 20 fps), and where the server's
+CPU went in the N = 1 window, measured per thread in the server (the server names its threads
+for the OS): the event loop (ICE, SRTP, RTP/RTCP, packet sends, asyncio, HTTP), the decoder
+threads, the model workers (colour conversions, model, encode, packetization) and the rest.
+The stages are measured alone and hot in cache; the threads show what they cost in place.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ import pickle
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -276,6 +277,46 @@ def cpu_seconds(root: int) -> float:
     return total
 
 
+THREAD_ROLES = (
+    (
+        "event loop (main thread)",
+        "ICE, DTLS/SRTP, RTP/RTCP and packet sends, jitter buffer, asyncio, HTTP",
+    ),
+    ("decoders (`video-decoder`)", "decode of the client's stream, hand-off to the loop"),
+    ("model workers (`model_N`)", "colour conversions, model, encode, packetization"),
+    ("other threads", "codec helper threads, executors"),
+)
+
+
+def thread_role(pid: int, tid: int, name: str) -> str:
+    """Which of THREAD_ROLES a server thread is, by its OS name (framewire names its threads)."""
+    if tid == pid:
+        return THREAD_ROLES[0][0]
+    if name.endswith("-decoder"):
+        return THREAD_ROLES[1][0]
+    if name.startswith(("model_", "batch-")):
+        return THREAD_ROLES[2][0]
+    return THREAD_ROLES[3][0]
+
+
+def cpu_by_role(root: int) -> dict[str, float]:
+    """CPU seconds of every thread of process `root` and its descendants, by THREAD_ROLES."""
+    tick = os.sysconf("SC_CLK_TCK")
+    roles = dict.fromkeys((role for role, _ in THREAD_ROLES), 0.0)
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    name = (task / "comm").read_text().strip()
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    role = thread_role(pid, int(task.name), name)
+                    roles[role] += (int(fields[11]) + int(fields[12])) / tick
+                    pending.extend(int(c) for c in (task / "children").read_text().split())
+    return roles
+
+
 @contextlib.contextmanager
 def server(args: argparse.Namespace) -> Any:
     with socket.socket() as probe:
@@ -329,6 +370,8 @@ class Row:
     client_cores: float = 0.0
     frames_per_second: float = 0.0
     """Frames returned per second over all sessions."""
+    thread_cores: dict[str, float] = field(default_factory=dict)
+    """The server's cores by THREAD_ROLES."""
 
     @property
     def ms_per_frame(self) -> float:
@@ -362,10 +405,12 @@ def step(clients: list[Client], server_pid: int, n: int, seconds: float) -> Row:
     for c in clients:
         c.ask("mark")
     cpu_before, started = cpu_seconds(server_pid), time.monotonic()
+    roles_before = cpu_by_role(server_pid)
     time.sleep(seconds)
     reports = [c.ask("report") for c in clients]
     elapsed = time.monotonic() - started
     server_cores = (cpu_seconds(server_pid) - cpu_before) / elapsed
+    roles = cpu_by_role(server_pid)
     sessions = [s | {"seconds": r["seconds"]} for r in reports for s in r["sessions"]]
     all_rtts = [rtt for s in sessions for rtt in s["rtts"]]
     return Row(
@@ -376,6 +421,7 @@ def step(clients: list[Client], server_pid: int, n: int, seconds: float) -> Row:
         server_cores=server_cores,
         client_cores=sum(r["cpu"] for r in reports) / elapsed,
         frames_per_second=sum(s["frames"] / s["seconds"] for s in sessions),
+        thread_cores={role: (roles[role] - roles_before[role]) / elapsed for role in roles},
     )
 
 
@@ -408,15 +454,14 @@ def sweep(codec: str, args: argparse.Namespace, directory: Path) -> list[Row]:
 
 
 def cpu_ms(action: Callable[[int], object], frames: int) -> float:
-    """Median CPU milliseconds per call (over `frames` calls after 3 warm-up calls)."""
+    """Mean CPU milliseconds per call over `frames` calls after 3 warm-up calls (the mean, not
+    the median: a codec's costly frames are part of what a session costs)."""
     for i in range(3):
         action(i)
-    costs = []
+    started = time.process_time()
     for i in range(frames):
-        started = time.process_time()
         action(i + 3)
-        costs.append((time.process_time() - started) * 1000)
-    return statistics.median(costs)
+    return (time.process_time() - started) * 1000 / frames
 
 
 def stage_costs(codec: str, model_id: str, prompt: str) -> list[tuple[str, float]]:
@@ -433,9 +478,11 @@ def stage_costs(codec: str, model_id: str, prompt: str) -> list[tuple[str, float
     packets = encode_loop(codec)
     decoder = av.CodecContext.create("libvpx" if codec == "vp8" else "h264", "r")
     decoded: list[av.VideoFrame] = []
-    for data in packets[:40]:
+    for data in packets[:120]:
         decoded.extend(decoder.decode(av.Packet(data)))
     frames = len(decoded) - 5
+    working = decoded[20:]  # past the rate control's settling after the keyframe
+    n = len(working)
 
     # the server's decoders: FFmpeg's VP8 on one thread (framewire.media.decoders), aiortc's H.264
     dec = FfmpegVp8Decoder().codec if codec == "vp8" else av.CodecContext.create("h264", "r")
@@ -448,13 +495,13 @@ def stage_costs(codec: str, model_id: str, prompt: str) -> list[tuple[str, float
     model = ModelRegistry.default().create(model_id)
     if prompt:
         model.set_prompt(prompt)
-    images = [np.asarray(f.to_ndarray(format="bgr24")) for f in decoded[:8]]
-    small = [f.reformat(640, 480) for f in decoded[:8]]
+    images = [np.asarray(f.to_ndarray(format="bgr24")) for f in working]
+    small = [f.reformat(640, 480) for f in working]
     scratch = np.empty((HEIGHT * 3 // 2, WIDTH), np.uint8)
-    yuv = [encodable(image) for image in images]
+    yuv = [encodable(model.process(image)) for image in images]  # what the encoder gets
     make = realtime_vp8 if codec == "vp8" else realtime_h264
     encoder = make(yuv[0], BITRATE, FPS)
-    encoded = [bytes(packets[i]) for i in range(1, 9)]
+    encoded = [bytes(data) for data in packets[1:]]  # every frame after the keyframe
     session = pylibsrtp.Session(
         pylibsrtp.Policy(key=os.urandom(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
     )
@@ -482,27 +529,27 @@ def stage_costs(codec: str, model_id: str, prompt: str) -> list[tuple[str, float
         ("decode (client's stream)", cpu_ms(decode_next, frames)),
         (
             "colour conversion in (yuv420p -> bgr24, swscale)",
-            cpu_ms(lambda i: reformatter.reformat(decoded[i % 8], format="bgr24").to_ndarray(), 40),
+            cpu_ms(lambda i: reformatter.reformat(working[i % n], format="bgr24").to_ndarray(), 40),
         ),
         (
             "scaling 640x480 -> 1280x720, same pass (only when sizes differ; not summed)",
             cpu_ms(
-                lambda i: reformatter.reformat(small[i % 8], WIDTH, HEIGHT, "bgr24").to_ndarray(),
+                lambda i: reformatter.reformat(small[i % n], WIDTH, HEIGHT, "bgr24").to_ndarray(),
                 40,
             )
-            - cpu_ms(lambda i: reformatter.reformat(decoded[i % 8], format="bgr24"), 40),
+            - cpu_ms(lambda i: reformatter.reformat(working[i % n], format="bgr24"), 40),
         ),
-        (f"model ({model_id} {prompt!r})", cpu_ms(lambda i: model.process(images[i % 8]), 40)),
+        (f"model ({model_id} {prompt!r})", cpu_ms(lambda i: model.process(images[i % n]), 40)),
         (
             "colour conversion out (bgr24 -> yuv420p, cv2)",
-            cpu_ms(lambda i: encodable(images[i % 8], scratch), 40),
+            cpu_ms(lambda i: encodable(images[i % n], scratch), 40),
         ),
-        (f"encode ({codec}, realtime settings)", cpu_ms(encode, 60)),
-        ("packetization + RTP + SRTP", cpu_ms(packetize, 60)),
+        (f"encode ({codec}, realtime settings)", cpu_ms(encode, n * 2)),
+        ("packetization + RTP + SRTP", cpu_ms(packetize, LOOP_FRAMES - 4)),
     ]
 
 
-def stage_table(codec: str, args: argparse.Namespace, measured: float | None) -> None:
+def stage_table(codec: str, args: argparse.Namespace, first: Row | None) -> None:
     stages = stage_costs(codec, args.model, args.prompt)
     print(f"\nPer-stage cost of one 720p20 session ({codec.upper()}), CPU per frame, one thread:")
     print("| stage | ms per frame | cores at 20 fps |")
@@ -513,12 +560,19 @@ def stage_table(codec: str, args: argparse.Namespace, measured: float | None) ->
         if "not summed" not in name:
             summed += ms * FPS / 1000
     print(f"| **stages above** | | **{summed:.3f}** |")
-    if measured is not None:
-        print(
-            f"| event loop and the rest (server CPU per frame at N=1, {measured:.3f} core at "
-            f"20 fps, minus the stages) | "
-            f"| {measured - summed:.3f} |"
-        )
+    if first is None or not first.frames_per_second:
+        return
+    print(
+        f"\nWhere the server's CPU went with one session ({codec.upper()}), measured per thread "
+        "in the server over the N = 1 window:"
+    )
+    print("| threads | what runs there | ms per frame | cores at 20 fps |")
+    print("|---|---|--:|--:|")
+    for role, work in THREAD_ROLES:
+        ms = first.thread_cores.get(role, 0.0) * 1000 / first.frames_per_second
+        print(f"| {role} | {work} | {ms:.2f} | {ms * FPS / 1000:.3f} |")
+    total = first.ms_per_frame
+    print(f"| **server** | | **{total:.2f}** | **{total * FPS / 1000:.3f}** |")
 
 
 def main() -> None:
@@ -566,7 +620,7 @@ def main() -> None:
             rows = sweep(codec, args, Path(directory))
             first = rows[0] if rows and not rows[0].refused else None
             if not args.no_stages:
-                stage_table(codec, args, first.ms_per_frame * FPS / 1000 if first else None)
+                stage_table(codec, args, first)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -29,6 +29,7 @@ from av.video.reformatter import VideoReformatter
 
 from framewire.media.codecs import EncodedFrame
 from framewire.media.frameloop import FrameStats, LatestFrameReader, PacedTrack, encodable
+from framewire.media.threads import name_os_thread
 from framewire.models.base import Frame, ModelSpec, PixelFormat, SharedModel
 
 GATHER_WINDOW = 0.5
@@ -98,7 +99,9 @@ class BatchRunner:
         self._slots: set[BatchSlot] = set()
         self._ready: dict[BatchSlot, _Item] = {}
         self._wake = asyncio.Event()
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{spec.id}")
+        self._thread = ThreadPoolExecutor(
+            1, thread_name_prefix=f"batch-{spec.id}", initializer=name_os_thread
+        )
         self._task = asyncio.get_running_loop().create_task(self._loop())
         self.batches = 0
         """Batches run so far (stats, tests)."""

@@ -20,6 +20,7 @@ from aiortc.codecs.vpx import Vp8Decoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.video.codeccontext import VideoCodecContext
 
+from framewire.media.threads import name_os_thread
 from framewire.rtc import internals as private
 
 DECODER_THREADS = 1
@@ -40,7 +41,9 @@ _STOCK = private.RECEIVER_GET_DECODER.get(aiortc.rtcrtpreceiver)
 
 
 def make_decoder(codec: RTCRtpCodecParameters) -> Decoder:
-    """The decoder for `codec`: FFmpeg's VP8 for VP8, aiortc's own for anything else."""
+    """The decoder for `codec`: FFmpeg's VP8 for VP8, aiortc's own for anything else. Called in
+    the receiver's decoder thread, which it names at the OS level."""
+    name_os_thread()
     if codec.mimeType.lower() == "video/vp8":
         return FfmpegVp8Decoder()
     return _STOCK(codec)

@@ -15,6 +15,7 @@ from framewire.media import decoders
 from framewire.media.batching import BatchRunner, BatchSlot
 from framewire.media.codecs import VIDEO_CODECS
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
+from framewire.media.threads import name_os_thread
 from framewire.metrics import Metrics
 from framewire.models.base import Frame, FrameModel, ModelSpec, SharedModel
 from framewire.models.registry import ModelRegistry, is_shared
@@ -58,7 +59,9 @@ class Legs:
         # 0.03 core more per 720p20 session, for no gain in throughput).
         cv2.setNumThreads(1)
         decoders.install()
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="model", initializer=name_os_thread
+        )
         self._legs: dict[str, Leg] = {}
         self._reserved = 0
         self.draining = False

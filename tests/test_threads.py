@@ -1,0 +1,52 @@
+"""A running server's threads carry their names at the OS level (`top -H`, `ps -L`, profilers):
+an operator sees which of a busy server's threads are model workers and which are decoders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from tests.processes import framewire_process, ready
+from tests.servers import Running
+from tests.sessions import open_session
+
+WORKING = 20.0
+"""Seconds a streaming session's named threads get to show CPU use."""
+
+
+def cpu_by_os_name(pid: int) -> Counter[str]:
+    """CPU ticks (user + system) of each thread of `pid`, summed by the name the OS shows."""
+    ticks: Counter[str] = Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        ticks[name] += int(fields[11]) + int(fields[12])
+    return ticks
+
+
+async def test_model_workers_and_decoders_are_named_for_the_os() -> None:
+    with framewire_process({"FRAMEWIRE_API_KEYS": "test-key-1"}) as served:
+        await ready(served.url)
+        headers = {"x-api-key": "test-key-1"}
+        async with httpx.AsyncClient(base_url=served.url, headers=headers, timeout=20) as http:
+            session = await open_session(Running(None, served.url), http)  # type: ignore[arg-type]
+            await session.peer.wait_frames(3)
+            pid = served.process.pid
+            before = cpu_by_os_name(pid)
+            assert {"model_0", "video-decoder"} <= set(before), sorted(before)
+            # the named threads are the ones doing the media work: their CPU grows as frames flow
+            deadline = time.monotonic() + WORKING
+            while True:
+                now = cpu_by_os_name(pid)
+                if all(now[name] > before[name] for name in ("model_0", "video-decoder")):
+                    break
+                assert time.monotonic() < deadline, (before, now)
+                await asyncio.sleep(0.2)
+            await session.close()
