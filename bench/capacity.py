@@ -372,6 +372,9 @@ class Row:
     """Frames returned per second over all sessions."""
     thread_cores: dict[str, float] = field(default_factory=dict)
     """The server's cores by THREAD_ROLES."""
+    admission: str = ""
+    """What the server's /readyz said at the end of the window: capacity (core per session,
+    other cores)."""
 
     @property
     def ms_per_frame(self) -> float:
@@ -386,17 +389,29 @@ class Row:
 
     def line(self) -> str:
         if self.refused:
-            return f"| {self.sessions} | refused: 503 + Retry-After (admission) | | | | | | | | |"
+            return f"| {self.sessions} | refused: 503 + Retry-After (admission) | | | | | | | | | |"
         return (
             f"| {self.sessions} | {self.slowest_fps:.1f} | {self.p50:.0f} ms | "
             f"{self.worst_p95:.0f} ms | {self.server_cores:.2f} | "
             f"{self.server_cores / self.sessions:.3f} | {self.ms_per_frame:.1f} | "
             f"{self.ms_per_frame * FPS / 1000:.3f} | {self.client_cores:.2f} | "
-            f"{'yes' if self.held else 'no'} |"
+            f"{'yes' if self.held else 'no'} | {self.admission} |"
         )
 
 
-def step(clients: list[Client], server_pid: int, n: int, seconds: float) -> Row:
+def admission_view(url: str) -> str:
+    """The server's /readyz as "capacity (core per session, other cores)"."""
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        load = httpx.get(url + "/readyz", timeout=5).json()
+        return (
+            f"{load['capacity']} ({load['core_per_session']}, {load['other_cores']})"
+            if load.get("capacity") is not None
+            else "no limit"
+        )
+    return "?"
+
+
+def step(clients: list[Client], url: str, server_pid: int, n: int, seconds: float) -> Row:
     """Add session n, let all stream, and measure one window."""
     opened = clients[(n - 1) % len(clients)].ask("open")
     if opened["status"] != 201:
@@ -422,6 +437,7 @@ def step(clients: list[Client], server_pid: int, n: int, seconds: float) -> Row:
         client_cores=sum(r["cpu"] for r in reports) / elapsed,
         frames_per_second=sum(s["frames"] / s["seconds"] for s in sessions),
         thread_cores={role: (roles[role] - roles_before[role]) / elapsed for role in roles},
+        admission=admission_view(url),
     )
 
 
@@ -432,14 +448,15 @@ def sweep(codec: str, args: argparse.Namespace, directory: Path) -> list[Row]:
     print(f"\n{codec.upper()} (the offer names only {codec}):")
     print(
         "| sessions | slowest fps | rtt p50 | worst p95 | server cores | core/session "
-        "| server CPU ms/frame | core/session at 20 fps | clients' cores | held |"
+        "| server CPU ms/frame | core/session at 20 fps | clients' cores | held "
+        "| admission: capacity (core/session, other cores) |"
     )
-    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|")
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|")
     with server(args) as (url, pid):
         clients = [Client(url, codec, stream, args) for _ in range(args.clients)]
         try:
             for n in range(1, args.max + 1):
-                row = step(clients, pid, n, args.seconds)
+                row = step(clients, url, pid, n, args.seconds)
                 rows.append(row)
                 print(row.line(), flush=True)
                 if row.refused or (not row.held and not args.keep_going):
