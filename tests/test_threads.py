@@ -4,12 +4,14 @@ an operator sees which of a busy server's threads are model workers and which ar
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 
+from framewire.media.threads import name_os_thread
 from tests.processes import framewire_process, ready
 from tests.servers import Running
 from tests.sessions import open_session
@@ -50,3 +52,20 @@ async def test_model_workers_and_decoders_are_named_for_the_os() -> None:
                 assert time.monotonic() < deadline, (before, now)
                 await asyncio.sleep(0.2)
             await session.close()
+
+
+def test_a_thread_takes_its_python_name_but_the_main_thread_keeps_the_process_name() -> None:
+    process_name = Path("/proc/self/comm").read_text()
+    name_os_thread()  # the main thread: the process's name in `ps` must not change
+    assert Path("/proc/self/comm").read_text() == process_name
+
+    seen: list[str] = []
+
+    def run() -> None:
+        name_os_thread()
+        seen.append(Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip())
+
+    worker = threading.Thread(target=run, name="a-rather-long-thread-name")
+    worker.start()
+    worker.join(timeout=10)
+    assert seen == ["a-rather-long-t"]  # Linux keeps 15 bytes

@@ -19,8 +19,9 @@ if sys.platform == "linux":
 
 
 def name_os_thread() -> None:
-    """Give the calling thread its Python name at the OS level (a no-op off Linux)."""
-    if _prctl is None:
+    """Give the calling thread its Python name at the OS level (a no-op off Linux, and in the
+    main thread, whose OS name is the process's own in `ps` and `pgrep`)."""
+    if _prctl is None or threading.current_thread() is threading.main_thread():
         return
     name = threading.current_thread().name.encode("utf-8", "replace")[:OS_NAME_BYTES]
     _prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
