@@ -279,28 +279,41 @@ def cpu_seconds(root: int) -> float:
 
 THREAD_ROLES = (
     (
-        "event loop (main thread)",
+        "event loop (each server process's main thread)",
         "ICE, DTLS/SRTP, RTP/RTCP and packet sends, jitter buffer, asyncio, HTTP",
     ),
-    ("decoders (`video-decoder`)", "decode of the client's stream, hand-off to the loop"),
-    ("model workers (`model_N`)", "colour conversions, model, encode, packetization"),
-    ("other threads", "codec helper threads, executors"),
+    (
+        "decoders (`video-decoder`)",
+        "decode of the client's stream (with the codec's helper threads), hand-off to the loop",
+    ),
+    (
+        "model workers (`model_N`, `batch-…`)",
+        "colour conversions, model, encode, packetization",
+    ),
+)
+OTHER_ROLE = (
+    "other threads",
+    "threads framewire does not name (asyncio's executor, libraries' own), threads that ended "
+    "in the window, the `--workers` supervisor",
 )
 
 
-def thread_role(pid: int, tid: int, name: str) -> str:
-    """Which of THREAD_ROLES a server thread is, by its OS name (framewire names its threads)."""
-    if tid == pid:
+def thread_role(name: str, main: bool) -> str | None:
+    """Which of THREAD_ROLES a server thread is (framewire names its threads for the OS), or
+    None for the rest."""
+    if main:
         return THREAD_ROLES[0][0]
     if name.endswith("-decoder"):
         return THREAD_ROLES[1][0]
     if name.startswith(("model_", "batch-")):
         return THREAD_ROLES[2][0]
-    return THREAD_ROLES[3][0]
+    return None
 
 
-def cpu_by_role(root: int) -> dict[str, float]:
-    """CPU seconds of every thread of process `root` and its descendants, by THREAD_ROLES."""
+def cpu_by_role(root: int, supervised: bool) -> dict[str, float]:
+    """CPU seconds of the threads of process `root` and its descendants, by THREAD_ROLES (the
+    threads of no role left out). `supervised`: `root` is the `--workers` supervisor, whose main
+    thread runs no event loop of sessions."""
     tick = os.sysconf("SC_CLK_TCK")
     roles = dict.fromkeys((role for role, _ in THREAD_ROLES), 0.0)
     pending = [root]
@@ -309,11 +322,13 @@ def cpu_by_role(root: int) -> dict[str, float]:
         with contextlib.suppress(OSError):
             for task in Path(f"/proc/{pid}/task").iterdir():
                 with contextlib.suppress(OSError):
+                    pending.extend(int(c) for c in (task / "children").read_text().split())
                     name = (task / "comm").read_text().strip()
                     fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                    role = thread_role(pid, int(task.name), name)
-                    roles[role] += (int(fields[11]) + int(fields[12])) / tick
-                    pending.extend(int(c) for c in (task / "children").read_text().split())
+                    main = int(task.name) == pid and not (supervised and pid == root)
+                    role = thread_role(name, main)
+                    if role is not None:
+                        roles[role] += (int(fields[11]) + int(fields[12])) / tick
     return roles
 
 
@@ -399,19 +414,21 @@ class Row:
         )
 
 
-def admission_view(url: str) -> str:
-    """The server's /readyz as "capacity (core per session, other cores)"."""
+def admission_view(url: str, supervised: bool) -> str:
+    """The server's /readyz as "capacity (core per session, other cores)"; behind `--workers`,
+    that of the one worker the connection reached."""
     with contextlib.suppress(httpx.HTTPError, ValueError):
         load = httpx.get(url + "/readyz", timeout=5).json()
-        return (
+        view = (
             f"{load['capacity']} ({load['core_per_session']}, {load['other_cores']})"
             if load.get("capacity") is not None
             else "no limit"
         )
+        return f"one worker: {view}" if supervised else view
     return "?"
 
 
-def step(clients: list[Client], url: str, server_pid: int, n: int, seconds: float) -> Row:
+def step(clients: list[Client], url: str, server_pid: int, n: int, args: argparse.Namespace) -> Row:
     """Add session n, let all stream, and measure one window."""
     opened = clients[(n - 1) % len(clients)].ask("open")
     if opened["status"] != 201:
@@ -420,12 +437,13 @@ def step(clients: list[Client], url: str, server_pid: int, n: int, seconds: floa
     for c in clients:
         c.ask("mark")
     cpu_before, started = cpu_seconds(server_pid), time.monotonic()
-    roles_before = cpu_by_role(server_pid)
-    time.sleep(seconds)
+    supervised = args.workers > 1
+    roles_before = cpu_by_role(server_pid, supervised)
+    time.sleep(args.seconds)
     reports = [c.ask("report") for c in clients]
     elapsed = time.monotonic() - started
     server_cores = (cpu_seconds(server_pid) - cpu_before) / elapsed
-    roles = cpu_by_role(server_pid)
+    roles = cpu_by_role(server_pid, supervised)
     sessions = [s | {"seconds": r["seconds"]} for r in reports for s in r["sessions"]]
     all_rtts = [rtt for s in sessions for rtt in s["rtts"]]
     return Row(
@@ -437,7 +455,7 @@ def step(clients: list[Client], url: str, server_pid: int, n: int, seconds: floa
         client_cores=sum(r["cpu"] for r in reports) / elapsed,
         frames_per_second=sum(s["frames"] / s["seconds"] for s in sessions),
         thread_cores={role: (roles[role] - roles_before[role]) / elapsed for role in roles},
-        admission=admission_view(url),
+        admission=admission_view(url, supervised),
     )
 
 
@@ -456,7 +474,7 @@ def sweep(codec: str, args: argparse.Namespace, directory: Path) -> list[Row]:
         clients = [Client(url, codec, stream, args) for _ in range(args.clients)]
         try:
             for n in range(1, args.max + 1):
-                row = step(clients, url, pid, n, args.seconds)
+                row = step(clients, url, pid, n, args)
                 rows.append(row)
                 print(row.line(), flush=True)
                 if row.refused or (not row.held and not args.keep_going):
@@ -585,9 +603,13 @@ def stage_table(codec: str, args: argparse.Namespace, first: Row | None) -> None
     )
     print("| threads | what runs there | ms per frame | cores at 20 fps |")
     print("|---|---|--:|--:|")
+    named = 0.0
     for role, work in THREAD_ROLES:
         ms = first.thread_cores.get(role, 0.0) * 1000 / first.frames_per_second
+        named += ms
         print(f"| {role} | {work} | {ms:.2f} | {ms * FPS / 1000:.3f} |")
+    other = first.ms_per_frame - named  # the server's whole CPU time minus the named threads'
+    print(f"| {OTHER_ROLE[0]} | {OTHER_ROLE[1]} | {other:.2f} | {other * FPS / 1000:.3f} |")
     total = first.ms_per_frame
     print(f"| **server** | | **{total:.2f}** | **{total * FPS / 1000:.3f}** |")
 

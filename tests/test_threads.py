@@ -27,7 +27,7 @@ def cpu_by_os_name(pid: int) -> Counter[str]:
         try:
             name = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:  # the thread ended meanwhile
+        except OSError:  # the thread ended meanwhile
             continue
         ticks[name] += int(fields[11]) + int(fields[12])
     return ticks
@@ -39,19 +39,21 @@ async def test_model_workers_and_decoders_are_named_for_the_os() -> None:
         headers = {"x-api-key": "test-key-1"}
         async with httpx.AsyncClient(base_url=served.url, headers=headers, timeout=20) as http:
             session = await open_session(Running(None, served.url), http)  # type: ignore[arg-type]
-            await session.peer.wait_frames(3)
-            pid = served.process.pid
-            before = cpu_by_os_name(pid)
-            assert {"model_0", "video-decoder"} <= set(before), sorted(before)
-            # the named threads are the ones doing the media work: their CPU grows as frames flow
-            deadline = time.monotonic() + WORKING
-            while True:
-                now = cpu_by_os_name(pid)
-                if all(now[name] > before[name] for name in ("model_0", "video-decoder")):
-                    break
-                assert time.monotonic() < deadline, (before, now)
-                await asyncio.sleep(0.2)
-            await session.close()
+            try:
+                await session.peer.wait_frames(3)
+                pid = served.process.pid
+                before = cpu_by_os_name(pid)
+                assert {"model_0", "video-decoder"} <= set(before), sorted(before)
+                # the named threads do the media work: their CPU grows as frames flow
+                deadline = time.monotonic() + WORKING
+                while True:
+                    now = cpu_by_os_name(pid)
+                    if all(now[name] > before[name] for name in ("model_0", "video-decoder")):
+                        break
+                    assert time.monotonic() < deadline, (before, now)
+                    await asyncio.sleep(0.2)
+            finally:
+                await session.close()
 
 
 def test_a_thread_takes_its_python_name_but_the_main_thread_keeps_the_process_name() -> None:

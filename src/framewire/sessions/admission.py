@@ -45,9 +45,9 @@ WINDOW = 4
 """Samples (seconds) the live signals and costs are judged over."""
 TARGET_LOAD = 0.80
 """Share of the cores (and of the model workers) that may be busy: the rest absorbs keyframes,
-bursts and the HTTP side. (bench/capacity.py on 2 cores, clients included: 5 H.264 sessions
-held at 77 % machine load, 5 VP8 sessions not at 92 %; at 85 % the 5th VP8 session was admitted
-or refused by the noise of one window's measurement.)"""
+bursts and the HTTP side. (bench/capacity.py on 2 cores, machine load = server plus other cores
+over the cores, clients included: sessions held at up to 82 %, 5 VP8 sessions not at 92 %; at
+85 % that 5th VP8 session was admitted or refused by the noise of one window's measurement.)"""
 PROBE_EVERY = 0.1
 LOOP_LAG_LIMIT = 0.02
 """Event-loop lag (seconds, median of the window's probes every PROBE_EVERY) above which new
@@ -58,7 +58,8 @@ refused (measured only over windows with at least MIN_FRAMES inbound)."""
 MIN_FRAMES = 40
 PATH_OVERHEAD = 1.6
 """A session's CPU over its codec work (RTP, SRTP, RTCP, the event loop), from
-bench/capacity.py's per-stage table."""
+bench/capacity.py's two tables: the server's CPU per session measured per thread, over the sum
+of the codec stages measured alone."""
 CALIBRATION_FRAMES = 8
 PRIOR_SIZE = (1280, 720, 20)
 RETRY_AFTER = "5"
