@@ -49,7 +49,7 @@ test: lint typecheck unit
 
 demo: $(VENV)/.runtime
 	mkdir -p out
-	$(BIN)/framewire run --demo -o out/demo.mp4 --still out/demo.png --model lucy_2_rt --prompt "anime style portrait"
+	$(BIN)/framewire run --demo -o out/demo.mp4 --still out/demo.png --model lucy_2_rt --prompt "anime style portrait" --marker
 
 bench: install system
 	$(BIN)/python bench/signaling.py

@@ -28,7 +28,8 @@ def test_make_demo_installs_the_runtime_only(tmp_path: Path) -> None:
     installs = [c for c in commands if "pip install" in c and "--upgrade pip" not in c]
     assert installs == [f"{tmp_path / 'fresh'}/bin/pip install --quiet -c constraints.txt -e ."]
     assert not any("[dev]" in c or "playwright" in c for c in commands)
-    assert any("framewire run --demo" in c for c in commands)
+    # the demo's table reports the frame round trip, which needs the frame stamp
+    assert any("framewire run --demo" in c and "--marker" in c for c in commands)
 
 
 def test_make_install_adds_the_development_tools(tmp_path: Path) -> None:
