@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,15 +65,6 @@ class PromptPaint:
                 painted[:, frame.shape[1] // 2 :] = PAINT.get(prompt, (128, 128, 128))
             out.append(painted)
         return out
-
-
-class SlowPaint(PromptPaint):
-    """PromptPaint whose every batch holds its loop `seconds` (option): a model waiting on its
-    device, whatever the batch's size."""
-
-    def process_batch(self, frames: Sequence[Frame], conditions: Sequence[Any]) -> list[Frame]:
-        time.sleep(float(self.spec.options["seconds"]))
-        return super().process_batch(frames, conditions)
 
 
 class Shouting:

@@ -165,10 +165,6 @@ def load_readings(
             "1 while live signals shed new sessions",
             lambda: int(admission.overload() is not None),
         ),
-        "framewire_shared_model_busy": (
-            "Busiest shared model: share of the last window its batch loop spent in batches",
-            lambda: max(admission.shared_busy.values(), default=0.0),
-        ),
     }
 
 

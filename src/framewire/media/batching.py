@@ -105,9 +105,6 @@ class BatchRunner:
         self._task = asyncio.get_running_loop().create_task(self._loop())
         self.batches = 0
         """Batches run so far (stats, tests)."""
-        self.busy_seconds = 0.0
-        """Wall-clock seconds spent in batches so far (admission's load of this model: a GPU
-        model's thread waits on its device, so wall time, not CPU time, is what it uses)."""
 
     def join(self) -> BatchSlot:
         slot = BatchSlot(self)
@@ -172,18 +169,14 @@ class BatchRunner:
     def _run_batch(self, batch: list[_Item]) -> list[Frame | BaseException]:
         """Worker thread: refresh stale conditioning, then one `process_batch` call. An output
         may be an exception instance (a StreamViolation for one session): it ends that one."""
-        started = time.monotonic()
-        try:
-            for item in batch:
-                cached = item.slot.conditioning
-                if cached.version != item.version:
-                    cached.value = self.model.condition(item.prompt, item.image)
-                    cached.version = item.version
-            outputs = self.model.process_batch(
-                [item.frame for item in batch], [item.slot.conditioning.value for item in batch]
-            )
-        finally:
-            self.busy_seconds += time.monotonic() - started
+        for item in batch:
+            cached = item.slot.conditioning
+            if cached.version != item.version:
+                cached.value = self.model.condition(item.prompt, item.image)
+                cached.version = item.version
+        outputs = self.model.process_batch(
+            [item.frame for item in batch], [item.slot.conditioning.value for item in batch]
+        )
         if len(outputs) != len(batch):
             raise ValueError(f"process_batch returned {len(outputs)} outputs for {len(batch)}")
         return list(outputs)

@@ -122,10 +122,6 @@ class Legs:
         """The batch loop of a shared model id, once a leg has used it."""
         return self._runners.get(model_id)
 
-    def batch_busy(self) -> dict[str, float]:
-        """Shared model id -> wall-clock seconds its batch loop has spent in batches."""
-        return {model_id: runner.busy_seconds for model_id, runner in self._runners.items()}
-
     def get(self, leg_id: str) -> Leg:
         try:
             return self._legs[leg_id]

@@ -14,10 +14,6 @@ Two kinds of evidence, sampled every SAMPLE_EVERY seconds:
 - *Live signals*, for what cost cannot predict (a neighbour taking the CPU, a model slower on
   some inputs): event-loop lag, and the ratio of inbound frames that went stale before the
   model took them (`frames_late`). Either over its limit sheds new work until it recovers.
-- *Shared models* (contract v2): one batch loop serves every session of a model id, on a device
-  whose work CPU time does not show. A model whose loop spent more than TARGET_LOAD of the
-  window in batches (wall-clock time) takes no new session until it has room again; sessions
-  of other models are still admitted.
 
 `FRAMEWIRE_MAX_SESSIONS`, when set, is a ceiling on top (GPU models: see the README).
 """
@@ -101,7 +97,6 @@ class Sample:
     frames_late: int
     streaming: int
     lags: list[float]
-    batch_busy: dict[str, float]
 
 
 def machine_busy(cpus: set[int]) -> float | None:
@@ -171,8 +166,6 @@ class Admission:
         self.others = 0.0
         """Cores busy with everything but this process over the last window (sibling workers,
         other programs): not available to this instance's sessions."""
-        self.shared_busy: dict[str, float] = {}
-        """Shared model id -> share of the last window its batch loop spent in batches."""
         self._cpus = usable_cpus()
         self._samples: deque[Sample] = deque(maxlen=WINDOW + 1)
         self._task: asyncio.Task[None] | None = None
@@ -210,7 +203,6 @@ class Admission:
             frames_late=sum(leg.stats.frames_late for leg in legs),
             streaming=sum(1 for leg in legs if leg.stats.frames_out > 0),
             lags=lags,
-            batch_busy=self.legs.batch_busy(),
         )
 
     # evidence -----------------------------------------------------------------------------
@@ -225,13 +217,7 @@ class Admission:
             self.others = max(0.0, (last.machine_cpu - first.machine_cpu - own)) / (
                 last.at - first.at
             )
-        if len(samples) <= WINDOW:
-            return
-        self.shared_busy = {
-            model_id: (busy - first.batch_busy.get(model_id, 0.0)) / (last.at - first.at)
-            for model_id, busy in last.batch_busy.items()
-        }
-        if last.streaming == 0:
+        if len(samples) <= WINDOW or last.streaming == 0:
             return
         if any(s.streaming != last.streaming for s in samples):
             return
@@ -289,8 +275,8 @@ class Admission:
             return f"{late / frames:.0%} of inbound frames went stale before the model"
         return None
 
-    def report(self) -> dict[str, float | int | str | dict[str, float] | None]:
-        """The load, for /readyz."""
+    def report(self) -> dict[str, float | int | str | None]:
+        """The load, for /readyz and /metrics."""
         cost = self.session_cost()
         capacity = self.capacity()
         return {
@@ -305,7 +291,6 @@ class Admission:
             "cost_measured_with": self.measured_with,
             "loop_lag_ms": round(self.loop_lag() * 1000, 1),
             "overload": self.overload(),
-            "shared_models_busy": {m: round(b, 3) for m, b in sorted(self.shared_busy.items())},
         }
 
     # decisions ----------------------------------------------------------------------------
@@ -320,20 +305,11 @@ class Admission:
             return str(CapacityFull(capacity))
         return None
 
-    def busy_shared_model(self, model_id: str | None) -> str | None:
-        """Why a new session of `model_id` would not be admitted because its shared model's
-        batch loop is full, or None."""
-        busy = self.shared_busy.get(model_id or "")
-        if not self.shed or busy is None or busy <= TARGET_LOAD:
-            return None
-        return f"the shared model {model_id} spent {busy:.0%} of the last {WINDOW} s in batches"
-
     @contextlib.contextmanager
-    def reserve(self, model_id: str | None = None) -> Iterator[None]:
-        """Hold a place for one new leg (of `model_id`) across the awaits of its set-up. Raises
-        Overloaded, or CapacityFull at the measured capacity (the API answers both 503 +
-        Retry-After)."""
-        reason = self.overload() or self.busy_shared_model(model_id)
+    def reserve(self) -> Iterator[None]:
+        """Hold a place for one new leg across the awaits of its set-up. Raises Overloaded, or
+        CapacityFull at the measured capacity (the API answers both 503 + Retry-After)."""
+        reason = self.overload()
         if reason is not None:
             raise Overloaded(reason)
         with self.legs.reserve(self.capacity() or sys.maxsize):
