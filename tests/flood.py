@@ -1,6 +1,7 @@
 """A flood of creates with wrong API keys, from its own process and source address:
 `python -m tests.flood URL --rate 500 --seconds 5 --source 127.0.0.2` prints, as JSON, how many
-requests it sent, the statuses it got back and how many 429s carried Retry-After.
+requests it sent, the statuses it got back and how many 429s carried Retry-After. The first
+429 it gets is announced on stderr (`turned away`), so a test knows the flood is being refused.
 
 Raw HTTP/1.1 over keep-alive connections, the request encoded once: the flood must cost the
 client little, so that what a test measures is the server."""
@@ -16,6 +17,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 CONNECTIONS = 16
+TURNED_AWAY = "turned away"
 BODY = json.dumps(
     {"model": "passthrough", "sdp": {"type": "offer", "sdp": "v=0\r\n" + "a=x\r\n" * 300}}
 ).encode()
@@ -57,6 +59,8 @@ async def worker(
             status, has_retry_after = await response(reader)
             statuses[str(status)] += 1
             retry_after[0] += status == 429 and has_retry_after
+            if status == 429 and statuses["429"] == 1:
+                print(TURNED_AWAY, file=sys.stderr, flush=True)
     finally:
         writer.close()
 

@@ -12,6 +12,7 @@ import time
 
 import httpx
 
+from tests.flood import TURNED_AWAY
 from tests.peers import ClientPeer
 from tests.servers import API_KEY, Running, framewire
 from tests.sessions import SESSIONS, open_session
@@ -60,7 +61,8 @@ async def fps(peer: ClientPeer, seconds: float) -> float:
     return (peer.received - before) / (time.monotonic() - start)
 
 
-async def run_flood(server: Running) -> dict[str, object]:
+async def start_flood(server: Running) -> asyncio.subprocess.Process:
+    """The flood, in its own process, once the server has begun turning it away (429)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -73,7 +75,15 @@ async def run_flood(server: Running) -> dict[str, object]:
         "--source",
         FLOOD_SOURCE,
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
+    assert process.stderr is not None
+    line = await asyncio.wait_for(process.stderr.readline(), SECONDS)
+    assert line.decode().strip() == TURNED_AWAY, line
+    return process
+
+
+async def flood_result(process: asyncio.subprocess.Process) -> dict[str, object]:
     out, _ = await asyncio.wait_for(process.communicate(), SECONDS * 6)
     assert process.returncode == 0
     result: dict[str, object] = json.loads(out)
@@ -90,8 +100,7 @@ async def test_a_wrong_key_flood_is_turned_away_and_good_keys_keep_their_pace() 
         idle_fps = await fps(streaming.peer, 2.0)
         idle = await create_latencies(http, CREATES)
 
-        flood = asyncio.create_task(run_flood(server))
-        await asyncio.sleep(0.5)
+        flood = asyncio.create_task(flood_result(await start_flood(server)))
         flood_fps = asyncio.create_task(fps(streaming.peer, 3.0))
         during = await create_latencies(http, CREATES)
         assert not flood.done(), "the flood ended before the good creates did"
