@@ -262,21 +262,6 @@ class Client:
         self.process.wait(timeout=30)
 
 
-def cpu_seconds(root: int) -> float:
-    """CPU time (user + system) of process `root` and all its descendants, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, pending = 0.0, [root]
-    while pending:
-        pid = pending.pop()
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                children = (task / "children").read_text().split()
-                pending.extend(int(c) for c in children)
-    return total
-
-
 THREAD_ROLES = (
     (
         "event loop (each server process's main thread)",
@@ -310,16 +295,18 @@ def thread_role(name: str, main: bool) -> str | None:
     return None
 
 
-def cpu_by_role(root: int, supervised: bool) -> dict[str, float]:
-    """CPU seconds of the threads of process `root` and its descendants, by THREAD_ROLES (the
-    threads of no role left out). `supervised`: `root` is the `--workers` supervisor, whose main
-    thread runs no event loop of sessions."""
+def server_cpu(root: int, supervised: bool) -> tuple[float, dict[str, float]]:
+    """CPU seconds (user + system, from /proc) of process `root` and all its descendants, and
+    of their threads by THREAD_ROLES (threads of no role left out). `supervised`: `root` is the
+    `--workers` supervisor, whose main thread runs no event loop of sessions."""
     tick = os.sysconf("SC_CLK_TCK")
-    roles = dict.fromkeys((role for role, _ in THREAD_ROLES), 0.0)
+    total, roles = 0.0, dict.fromkeys((role for role, _ in THREAD_ROLES), 0.0)
     pending = [root]
     while pending:
         pid = pending.pop()
         with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # ended threads included
             for task in Path(f"/proc/{pid}/task").iterdir():
                 with contextlib.suppress(OSError):
                     pending.extend(int(c) for c in (task / "children").read_text().split())
@@ -329,7 +316,7 @@ def cpu_by_role(root: int, supervised: bool) -> dict[str, float]:
                     role = thread_role(name, main)
                     if role is not None:
                         roles[role] += (int(fields[11]) + int(fields[12])) / tick
-    return roles
+    return total, roles
 
 
 @contextlib.contextmanager
@@ -436,14 +423,13 @@ def step(clients: list[Client], url: str, server_pid: int, n: int, args: argpars
     time.sleep(WARMUP)
     for c in clients:
         c.ask("mark")
-    cpu_before, started = cpu_seconds(server_pid), time.monotonic()
     supervised = args.workers > 1
-    roles_before = cpu_by_role(server_pid, supervised)
+    (cpu_before, roles_before), started = server_cpu(server_pid, supervised), time.monotonic()
     time.sleep(args.seconds)
     reports = [c.ask("report") for c in clients]
     elapsed = time.monotonic() - started
-    server_cores = (cpu_seconds(server_pid) - cpu_before) / elapsed
-    roles = cpu_by_role(server_pid, supervised)
+    cpu_after, roles = server_cpu(server_pid, supervised)
+    server_cores = (cpu_after - cpu_before) / elapsed
     sessions = [s | {"seconds": r["seconds"]} for r in reports for s in r["sessions"]]
     all_rtts = [rtt for s in sessions for rtt in s["rtts"]]
     return Row(
@@ -608,7 +594,9 @@ def stage_table(codec: str, args: argparse.Namespace, first: Row | None) -> None
         ms = first.thread_cores.get(role, 0.0) * 1000 / first.frames_per_second
         named += ms
         print(f"| {role} | {work} | {ms:.2f} | {ms * FPS / 1000:.3f} |")
-    other = first.ms_per_frame - named  # the server's whole CPU time minus the named threads'
+    # the server's whole CPU time minus the named threads' (both counted in 10 ms ticks, so a
+    # difference of a tick or two either way is noise)
+    other = max(0.0, first.ms_per_frame - named)
     print(f"| {OTHER_ROLE[0]} | {OTHER_ROLE[1]} | {other:.2f} | {other * FPS / 1000:.3f} |")
     total = first.ms_per_frame
     print(f"| **server** | | **{total:.2f}** | **{total * FPS / 1000:.3f}** |")
