@@ -24,7 +24,7 @@ def name_os_thread() -> None:
     thread = threading.current_thread()
     if _prctl is None or thread is threading.main_thread():
         return
-    if isinstance(thread, threading._DummyThread):
+    if isinstance(thread, threading._DummyThread):  # a thread Python did not start
         return
     name = thread.name.encode("utf-8", "replace")[:OS_NAME_BYTES]
     _prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
