@@ -63,7 +63,7 @@ from models import percentiles, scene  # bench/models.py (this script's folder i
 
 from framewire.media.codecs import VIDEO_CODECS, realtime_h264, realtime_vp8
 from framewire.media.decoders import FfmpegVp8Decoder
-from framewire.media.frameloop import encodable
+from framewire.media.pixels import PixelPath, encodable
 from framewire.rtc.peer import Peer
 from framewire.rtc.stamp import read_stamp, stamp
 
@@ -491,8 +491,8 @@ def stage_costs(codec: str, model_id: str, prompt: str) -> list[tuple[str, float
     from aiortc.codecs.h264 import H264Encoder
     from aiortc.codecs.vpx import Vp8Encoder
     from aiortc.rtp import RtpPacket
-    from av.video.reformatter import VideoReformatter
 
+    from framewire.models.base import pixel_format_of
     from framewire.models.registry import ModelRegistry
 
     cv2.setNumThreads(1)
@@ -512,14 +512,15 @@ def stage_costs(codec: str, model_id: str, prompt: str) -> list[tuple[str, float
     def decode_next(i: int) -> None:
         dec.decode(av.Packet(packets[next(cursor) % LOOP_FRAMES]))
 
-    reformatter = VideoReformatter()
-    model = ModelRegistry.default().create(model_id)
+    registry = ModelRegistry.default()
+    model = registry.create(model_id)
     if prompt:
         model.set_prompt(prompt)
-    images = [np.asarray(f.to_ndarray(format="bgr24")) for f in working]
+    pixels = PixelPath(registry.get(model_id), pixel_format_of(model))  # the server's own
+    inputs = [pixels.to_model(f) for f in working]
     small = [f.reformat(640, 480) for f in working]
-    scratch = np.empty((HEIGHT * 3 // 2, WIDTH), np.uint8)
-    yuv = [encodable(model.process(image)) for image in images]  # what the encoder gets
+    outputs = [model.process(image) for image in inputs]
+    yuv = [pixels.to_encoder(image) for image in outputs]  # what the encoder gets
     make = realtime_vp8 if codec == "vp8" else realtime_h264
     encoder = make(yuv[0], BITRATE, FPS)
     encoded = [bytes(data) for data in packets[1:]]  # every frame after the keyframe
@@ -546,24 +547,24 @@ def stage_costs(codec: str, model_id: str, prompt: str) -> list[tuple[str, float
         frame.pict_type = av.video.frame.PictureType.NONE
         encoder.encode(frame)
 
+    fmt = pixels.pixel_format
+    way_in = "none: the decoder's own" if fmt == "yuv420p" else f"yuv420p -> {fmt}, swscale"
+    way_out = "none: the encoder's own" if fmt == "yuv420p" else f"{fmt} -> yuv420p, cv2"
+
+    def to_model(frames: list[av.VideoFrame]) -> Callable[[int], object]:
+        return lambda i: pixels.to_model(frames[i % n])
+
     return [
         ("decode (client's stream)", cpu_ms(decode_next, frames)),
+        (f"to the model ({fmt}; conversion {way_in})", cpu_ms(to_model(working), 40)),
         (
-            "colour conversion in (yuv420p -> bgr24, swscale)",
-            cpu_ms(lambda i: reformatter.reformat(working[i % n], format="bgr24").to_ndarray(), 40),
+            f"scaling 640x480 -> {WIDTH}x{HEIGHT}, same pass (only when sizes differ; not summed)",
+            cpu_ms(to_model(small), 40) - cpu_ms(to_model(working), 40),
         ),
+        (f"model ({model_id} {prompt!r})", cpu_ms(lambda i: model.process(inputs[i % n]), 40)),
         (
-            "scaling 640x480 -> 1280x720, same pass (only when sizes differ; not summed)",
-            cpu_ms(
-                lambda i: reformatter.reformat(small[i % n], WIDTH, HEIGHT, "bgr24").to_ndarray(),
-                40,
-            )
-            - cpu_ms(lambda i: reformatter.reformat(working[i % n], format="bgr24"), 40),
-        ),
-        (f"model ({model_id} {prompt!r})", cpu_ms(lambda i: model.process(images[i % n]), 40)),
-        (
-            "colour conversion out (bgr24 -> yuv420p, cv2)",
-            cpu_ms(lambda i: encodable(images[i % n], scratch), 40),
+            f"to the encoder (conversion {way_out})",
+            cpu_ms(lambda i: pixels.to_encoder(outputs[i % n]), 40),
         ),
         (f"encode ({codec}, realtime settings)", cpu_ms(encode, n * 2)),
         ("packetization + RTP + SRTP", cpu_ms(packetize, LOOP_FRAMES - 4)),

@@ -48,7 +48,7 @@ from av import VideoFrame
 from models import percentiles, scene  # bench/models.py (this script's folder is on sys.path)
 
 from framewire.media.codecs import BitratePolicy, install_bitrate_policy
-from framewire.media.frameloop import encodable
+from framewire.media.pixels import encodable
 from framewire.media.probe import count_keyframes
 from framewire.rtc.gathering import install_trickle
 from framewire.rtc.peer import Peer

@@ -51,7 +51,7 @@ from framewire.media.codecs import (
     GovernedH264Encoder,
     GovernedVp8Encoder,
 )
-from framewire.media.frameloop import encodable
+from framewire.media.pixels import encodable
 from framewire.models.base import Frame, FrameModel
 from framewire.models.registry import ModelRegistry, is_shared
 from framewire.models.stylizer import Stylizer

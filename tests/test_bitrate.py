@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from framewire.media.codecs import BitratePolicy, governed_encoder
-from framewire.media.frameloop import encodable
+from framewire.media.pixels import encodable
 
 WIDTH, HEIGHT, SECONDS = 640, 360, 4
 PAN = 120

@@ -125,6 +125,38 @@ async def test_frames_go_out_at_the_model_size_as_the_encoder_wants_them(
     assert np.abs(bgr(out).astype(int) - expected).mean() < 6
 
 
+class LumaInverter(Passthrough):
+    """A v1 model that works on the decoder's yuv420p planes: inverts the luma, keeps the
+    chroma, and keeps what it was handed."""
+
+    pixel_format = "yuv420p"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.inputs: list[Frame] = []
+
+    def process(self, frame: Frame) -> Frame:
+        self.inputs.append(frame.copy())
+        out = frame.copy()
+        out[: self.spec.height] = 255 - frame[: self.spec.height]
+        return out
+
+
+async def test_a_yuv420p_model_gets_the_decoders_planes_and_sends_its_own_unconverted(
+    open_loop: list[Loop],
+) -> None:
+    model = LumaInverter(SMALL)
+    loop = start(open_loop, model, SMALL)
+    out = await loop.track.recv()
+
+    handed = model.inputs[-1]
+    assert handed.shape == (240 * 3 // 2, 320) and handed.dtype == np.uint8
+    assert read_stamp(handed[:240]) is not None  # the camera's luma, as decoded
+    # No colour conversion either way: the output planes are the model's, to the bit.
+    assert out.format.name == "yuv420p"
+    assert np.array_equal(out.to_ndarray(), np.concatenate([255 - handed[:240], handed[240:]]))
+
+
 async def test_a_slow_model_drops_frames_instead_of_queueing_them(open_loop: list[Loop]) -> None:
     class Slow(Passthrough):
         def process(self, frame: Frame) -> Frame:

@@ -126,3 +126,14 @@ def test_a_spec_naming_a_missing_backend_fails_on_create() -> None:
 def test_specs_must_have_a_positive_size_and_rate() -> None:
     with pytest.raises(ValueError, match="positive"):
         ModelRegistry().register(ModelSpec("bad", 0, 64, 64, False, "passthrough"))
+
+
+@pytest.mark.parametrize("declared", ["nv12", "BGR", 24])
+def test_a_model_declaring_an_unknown_pixel_format_fails_on_create(declared: object) -> None:
+    class Odd(Inverter):
+        pixel_format = declared
+
+    registry = ModelRegistry()
+    registry.register(ModelSpec("odd", 10, 64, 64, False, "odd"), Odd)
+    with pytest.raises(ValueError, match="pixel_format"):
+        registry.create("odd")

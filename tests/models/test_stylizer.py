@@ -282,3 +282,56 @@ def test_prompt_changes_apply_whole_between_frames(scene: Frame) -> None:
     thread.join()
     assert outputs
     assert all(any(np.array_equal(o, e) for e in expected) for o in outputs)
+
+
+def to_yuv(frame: Frame) -> Frame:
+    return u8(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420))
+
+
+def to_bgr(frame: Frame) -> Frame:
+    return u8(cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_I420))
+
+
+def test_even_sizes_take_the_decoders_yuv420p_and_odd_sizes_bgr() -> None:
+    assert Stylizer(SPEC).pixel_format == "yuv420p"
+    odd = ModelSpec("odd", fps=20, width=333, height=181, accepts_image=True, backend="stylizer")
+    assert Stylizer(odd).pixel_format == "bgr24"
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["", "zxqv", "slightly noir", "red and gold", "sepia red", "very anime, neon", *STYLES],
+)
+@pytest.mark.parametrize("with_image", [False, True])
+def test_a_yuv420p_frame_gets_the_same_look_as_a_bgr_one(
+    scene: Frame, prompt: str, with_image: bool
+) -> None:
+    """The server hands the model the decoder's yuv420p; what comes back must be the look the
+    BGR path gives, as the encoder would carry it (to within rounding and chroma blocks: the
+    structural looks see the frame's chroma at half resolution, and an outline may move by a
+    pixel)."""
+    image = scene[::-1] if with_image else None
+    model = Stylizer(SPEC)
+    model.set_prompt(prompt)
+    model.set_image(image)
+    frame = to_yuv(scene)
+    untouched = frame.copy()
+    out = model.process(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert np.array_equal(frame, untouched)
+    expected = to_bgr(to_yuv(stylize(scene, prompt, image)))
+    difference = np.abs(to_bgr(out).astype(np.int16) - expected)
+    assert difference.mean() < 3.0
+    assert np.percentile(difference, 95) < 12
+
+
+def test_tone_looks_on_yuv420p_keep_their_character(scene: Frame) -> None:
+    frame = to_yuv(scene)
+    for prompt, check in (
+        ("film noir", lambda out: mean_saturation(out) < 3.0),
+        ("sepia", lambda out: 5 <= np.median(hsv(out)[..., 0]) <= 25),
+        ("red", lambda out: out[..., 2].mean() > 1.3 * out[..., 0].mean()),
+    ):
+        model = Stylizer(SPEC)
+        model.set_prompt(prompt)
+        assert check(to_bgr(model.process(frame))), prompt

@@ -9,8 +9,9 @@ batch, so a slow session delays the others by at most that window. Conditioning 
 the worker thread before the first batch after a prompt or image change, so the change shows in
 the next batch, at worst the second frame after the change.
 
-Pixels: each session's frame is scaled once by swscale straight into the model's size and pixel
-format, and the output goes to the encoder with at most one conversion (none for yuv420p).
+Pixels (`media.pixels`): each session's frame is scaled once by swscale straight into the model's
+size and pixel format, and the output goes to the encoder with at most one conversion (none for
+yuv420p).
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
-import numpy as np
 from av import VideoFrame
-from av.video.reformatter import VideoReformatter
 
 from framewire.media.codecs import EncodedFrame
-from framewire.media.frameloop import FrameStats, LatestFrameReader, PacedTrack, encodable
+from framewire.media.frameloop import FrameStats, LatestFrameReader, PacedTrack
+from framewire.media.pixels import PixelPath
 from framewire.media.threads import name_os_thread
 from framewire.models.base import Frame, ModelSpec, PixelFormat, SharedModel
 
@@ -182,25 +181,6 @@ class BatchRunner:
         return list(outputs)
 
 
-def to_encoder(image: Frame, pixel_format: PixelFormat) -> VideoFrame:
-    """A shared model's output as the encoder's yuv420p frame: one conversion at most."""
-    if pixel_format == "yuv420p":
-        return VideoFrame.from_ndarray(image, format="yuv420p")
-    if pixel_format == "bgr24":
-        return encodable(image)
-    height, width = image.shape[:2]
-    if width % 2 or height % 2:
-        return VideoFrame.from_ndarray(image, format="rgb24")
-    yuv: Frame = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
-    return VideoFrame.from_ndarray(yuv, format="yuv420p")
-
-
-def expected_shape(spec: ModelSpec, pixel_format: PixelFormat) -> tuple[int, ...]:
-    if pixel_format == "yuv420p":
-        return (spec.height * 3 // 2, spec.width)
-    return (spec.height, spec.width, 3)
-
-
 class BatchedTrack(PacedTrack):
     """A leg's outbound video through a shared model's batches."""
 
@@ -216,24 +196,13 @@ class BatchedTrack(PacedTrack):
         super().__init__(reader, slot.spec, stats, on_first_frame, on_fault)
         self._slot = slot
         self._executor = executor
-        self._reformatter = VideoReformatter()
-        self._shape = expected_shape(slot.spec, slot.pixel_format)
-
-    def _prepare(self, frame: VideoFrame) -> Frame:
-        """Worker thread: one swscale pass to the model's size and pixel format."""
-        spec = self._spec
-        scaled = self._reformatter.reformat(
-            frame, width=spec.width, height=spec.height, format=self._slot.pixel_format
-        )
-        return np.asarray(scaled.to_ndarray(), dtype=np.uint8)
+        self._pixels = PixelPath(slot.spec, slot.pixel_format)
 
     def _finish(self, image: Frame) -> VideoFrame | EncodedFrame:
-        if image.shape != self._shape or image.dtype != np.uint8:
-            raise ValueError(f"model returned {image.dtype} {image.shape}, not {self._shape}")
-        return self._deliver(to_encoder(image, self._slot.pixel_format))
+        return self._deliver(self._pixels.to_encoder(image))
 
     async def _process(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
         loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(self._executor, self._prepare, frame)
+        image = await loop.run_in_executor(self._executor, self._pixels.to_model, frame)
         output = await self._slot.run(image)
         return await loop.run_in_executor(self._executor, self._finish, output)

@@ -4,10 +4,9 @@ Latency first: the reader drains the inbound track continuously and keeps only t
 frame (aiortc's receive queue is unbounded); the outbound track takes the newest frame the moment
 the encoder asks for one, so a slow model drops frames instead of queueing them, and a
 `FramePacer` drops the frames a faster client sends beyond the model's fps. The worker thread
-does all pixel work: one swscale pass to the model's size in BGR, the model, the conversion
-to the yuv420p the encoder wants (cv2: 0.5 ms at 720p against 2 ms in the encoder's swscale), and
-the encode itself (`PacedTrack.finish`, set by the session's fanout), without a second thread
-hand-off per frame.
+does all pixel work (`media.pixels`: to the model's size and pixel format, none for a yuv420p
+model, and back to the encoder's yuv420p), the model, and the encode itself
+(`PacedTrack.finish`, set by the session's fanout), without a second thread hand-off per frame.
 """
 
 from __future__ import annotations
@@ -20,15 +19,13 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from fractions import Fraction
 
-import cv2
-import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
-from av.video.reformatter import VideoReformatter
 
 from framewire.media.codecs import EncodedFrame
+from framewire.media.pixels import PixelPath
 from framewire.metrics import Metrics
-from framewire.models.base import Frame, FrameModel, ModelSpec, StreamViolation
+from framewire.models.base import FrameModel, ModelSpec, StreamViolation, pixel_format_of
 
 log = logging.getLogger("framewire.media")
 
@@ -222,18 +219,6 @@ class FramePacer:
         return True
 
 
-def encodable(image: Frame, scratch: Frame | None = None) -> VideoFrame:
-    """A BGR image as the frame the encoder wants: yuv420p (odd sizes left to the encoder).
-    `scratch`, a (height * 3 // 2, width) uint8 buffer, spares the conversion an allocation."""
-    height, width = image.shape[:2]
-    if width % 2 or height % 2:
-        return VideoFrame.from_ndarray(image, format="bgr24")
-    if scratch is None or scratch.shape != (height * 3 // 2, width):
-        scratch = np.empty((height * 3 // 2, width), np.uint8)
-    cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=scratch)
-    return VideoFrame.from_ndarray(scratch, format="yuv420p")
-
-
 def drain(track: MediaStreamTrack) -> asyncio.Task[None]:
     """Consume a track we don't use (audio), so aiortc's unbounded queue never grows."""
 
@@ -333,30 +318,19 @@ class ModelTrack(PacedTrack):
         super().__init__(reader, spec, stats, on_first_frame, on_fault)
         self._model = model
         self._executor = executor
-        self._reformatter = VideoReformatter()
-        self._yuv: Frame = np.empty((spec.height * 3 // 2, spec.width), np.uint8)
+        self._pixels = PixelPath(spec, pixel_format_of(model))
 
     @property
     def model(self) -> FrameModel:
         return self._model
 
     def _transform(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
-        """Worker thread: inbound frame -> model input (spec size, BGR) -> model -> encoder.
-        One swscale pass scales (inside swscale, on the planar input) and converts; the model
-        reads its output in place; one cv2 pass converts back, into a buffer reused every frame
-        (from_ndarray copies it out)."""
+        """Worker thread: inbound frame -> model input (spec size, the model's pixel format) ->
+        model -> encoder. The model reads its input in place."""
         began = time.monotonic()
-        spec = self._spec
-        bgr = self._reformatter.reformat(
-            frame, width=spec.width, height=spec.height, format="bgr24"
-        )
         try:
-            image = self._model.process(np.asarray(bgr.to_ndarray(), dtype=np.uint8))
-            if image.shape != (spec.height, spec.width, 3) or image.dtype != np.uint8:
-                raise ValueError(
-                    f"model returned {image.dtype} {image.shape}, not the spec's frame"
-                )
-            return self._deliver(encodable(image, self._yuv))
+            image = self._model.process(self._pixels.to_model(frame))
+            return self._deliver(self._pixels.to_encoder(image))
         finally:
             self._stats.worked(time.monotonic() - began)
 

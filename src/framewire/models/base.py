@@ -40,14 +40,17 @@ class ModelSpec:
 
 class FrameModel(Protocol):
     """One model instance per leg. `process` runs in a worker thread; the setters are called
-    from the event loop and must take effect atomically for the next processed frame."""
+    from the event loop and must take effect atomically for the next processed frame. A model
+    may declare the pixel format it works in as a `pixel_format` attribute (as a SharedModel
+    does; see `pixel_format_of`): without one, frames are BGR."""
 
     def set_prompt(self, prompt: str) -> None: ...
 
     def set_image(self, image: Frame | None) -> None: ...
 
     def process(self, frame: Frame) -> Frame:
-        """Transform one frame already resized to the spec's width x height; same shape out."""
+        """Transform one frame already resized to the spec's width x height, in the model's
+        pixel format; same shape out."""
         ...
 
 
@@ -60,6 +63,20 @@ class ModelBackend(Protocol):
 PixelFormat = Literal["bgr24", "rgb24", "yuv420p"]
 """How a shared model wants its frames: packed (height, width, 3) BGR or RGB, or yuv420p as one
 (height * 3 // 2, width) array of Y, U and V planes (what the decoder has and the encoder wants)."""
+
+
+PIXEL_FORMATS: tuple[PixelFormat, ...] = ("bgr24", "rgb24", "yuv420p")
+
+
+def pixel_format_of(model: object) -> PixelFormat:
+    """The pixel format a model works in: its `pixel_format`, bgr24 when it has none. yuv420p
+    costs a session no colour conversion (the decoder's and the encoder's own format); the
+    packed formats cost one each way. Raises ValueError for a format the media layer lacks."""
+    declared = getattr(model, "pixel_format", "bgr24")
+    for known in PIXEL_FORMATS:
+        if declared == known:
+            return known
+    raise ValueError(f"pixel_format {declared!r} is not one of {', '.join(PIXEL_FORMATS)}")
 
 
 class SharedModel(Protocol):

@@ -32,7 +32,7 @@ def _table(curve: npt.NDArray[np.float32]) -> Lut:
     return table
 
 
-def _ramp(stops: Sequence[tuple[float, BGR]], at: npt.NDArray[np.float32] = _X) -> Lut:
+def ramp(stops: Sequence[tuple[float, BGR]], at: npt.NDArray[np.float32] = _X) -> Lut:
     """A gradient map: grey level -> colour, linear between (position, BGR) stops; `at` maps
     each grey level to the position it samples (identity by default)."""
     positions = [p for p, _ in stops]
@@ -94,7 +94,7 @@ def _vignette(height: int, width: int, depth: float) -> npt.NDArray[np.uint8]:
     return mask
 
 
-def _darken_edges(grey: MatLike, depth: float) -> MatLike:
+def darken_edges(grey: MatLike, depth: float) -> MatLike:
     mask = _vignette(grey.shape[0], grey.shape[1], round(depth, 3))
     return cv2.multiply(grey, mask, scale=1.0 / 255.0)
 
@@ -123,20 +123,18 @@ def _luma(colour: BGR) -> float:
 
 
 @lru_cache(maxsize=32)
-def _tint_lut(colours: tuple[BGR, ...]) -> Lut:
+def tint_lut(colours: tuple[BGR, ...]) -> Lut:
     stops = sorted(colours, key=_luma)
     positions = np.linspace(0.0, 1.0, len(stops) + 2)[1:-1]
     if len(stops) == 1:
         positions = np.array([min(max(_luma(stops[0]), 0.2), 0.8)])
-    return _ramp(
-        [(0.0, (0, 0, 0)), *zip(positions.tolist(), stops, strict=True), (1.0, (255,) * 3)]
-    )
+    return ramp([(0.0, (0, 0, 0)), *zip(positions.tolist(), stops, strict=True), (1.0, (255,) * 3)])
 
 
 def tint(frame: Frame, colours: Sequence[BGR], amount: float) -> Frame:
     """Move hues toward the named colours: blend in a gradient map of the image's grey levels
     through those colours (darker colours take the shadows, lighter ones the highlights)."""
-    toned = cv2.LUT(_grey3(frame), _tint_lut(tuple(colours)))
+    toned = cv2.LUT(_grey3(frame), tint_lut(tuple(colours)))
     return _mix(frame, toned, 0.2 + 0.55 * amount)
 
 
@@ -144,21 +142,21 @@ def tint(frame: Frame, colours: Sequence[BGR], amount: float) -> Frame:
 
 
 @lru_cache(maxsize=16)
-def _noir_lut(amount: float) -> Lut:
+def noir_lut(amount: float) -> Lut:
     return _table(_s_curve(0.3 + 0.7 * amount) ** (1.0 + 0.3 * amount))
 
 
 def noir(frame: Frame, amount: float) -> Frame:
     """Black and white with a contrast curve and a vignette; colour is gone from amount 0.6."""
-    grey = cv2.LUT(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), _noir_lut(amount))
-    styled = cv2.cvtColor(_darken_edges(grey, 0.5 * amount), cv2.COLOR_GRAY2BGR)
+    grey = cv2.LUT(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), noir_lut(amount))
+    styled = cv2.cvtColor(darken_edges(grey, 0.5 * amount), cv2.COLOR_GRAY2BGR)
     return _mix(frame, styled, amount / 0.6)
 
 
 @lru_cache(maxsize=16)
-def _sepia_lut(amount: float) -> Lut:
+def sepia_lut(amount: float) -> Lut:
     fade = 0.12 * amount
-    return _ramp(
+    return ramp(
         [
             (0.0, (18, 32, 52)),
             (fade, (18, 32, 52)),
@@ -171,8 +169,8 @@ def _sepia_lut(amount: float) -> Lut:
 
 def sepia(frame: Frame, amount: float) -> Frame:
     """An old brown-toned print: grey levels mapped through a brown-to-cream ramp, faded blacks."""
-    grey = _darken_edges(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), 0.4 * amount)
-    styled = cv2.LUT(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), _sepia_lut(amount))
+    grey = darken_edges(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), 0.4 * amount)
+    styled = cv2.LUT(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), sepia_lut(amount))
     return _mix(frame, styled, amount**0.5)
 
 
@@ -210,7 +208,7 @@ def _neon_luts(amount: float) -> tuple[Lut, Lut, Lut]:
     return hue_lut, saturation, value
 
 
-_NEON_SPLIT = _ramp(
+_NEON_SPLIT = ramp(
     [(0.0, (40, 5, 15)), (0.35, (150, 20, 110)), (0.7, (220, 60, 230)), (1.0, (255, 255, 180))]
 )
 
@@ -241,10 +239,10 @@ def _cel_luts(amount: float) -> tuple[Lut, Lut]:
     tone. And a mild saturation boost. Fixed tables, so tones never drift."""
     edges = np.array([0.0, 0.25, 0.48, 1.0], np.float32)
     levels = np.array([0.22, 0.6, 0.93], np.float32)
-    ramp = 0.05
+    width = 0.05
     value = np.full_like(_X, levels[0])
     for border, low, high in zip(edges[1:-1], levels[:-1], levels[1:], strict=True):
-        step = np.clip((_X - border) / ramp + 0.5, 0.0, 1.0)
+        step = np.clip((_X - border) / width + 0.5, 0.0, 1.0)
         value += (high - low) * step * step * (3.0 - 2.0 * step)
     saturation = np.minimum(1.0, _X * (1.1 + 0.3 * amount) + 0.04)
     return _table(value.astype(np.float32)), _table(saturation.astype(np.float32))
@@ -286,7 +284,7 @@ def anime(frame: Frame, amount: float) -> Frame:
 @lru_cache(maxsize=16)
 def _pencil_lut(amount: float) -> Lut:
     """Graphite on paper: lines darkened by a gamma, paper slightly warm."""
-    return _ramp([(0.0, (50, 45, 45)), (1.0, (238, 245, 248))], at=_X ** (1.0 + 1.5 * amount))
+    return ramp([(0.0, (50, 45, 45)), (1.0, (238, 245, 248))], at=_X ** (1.0 + 1.5 * amount))
 
 
 def sketch(frame: Frame, amount: float) -> Frame:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from typing import cast
 
-from framewire.models.base import FrameModel, ModelBackend, ModelSpec, SharedModel
+from framewire.models.base import FrameModel, ModelBackend, ModelSpec, SharedModel, pixel_format_of
 from framewire.models.diffusion import DiffusionModel
 from framewire.models.passthrough import Passthrough
 from framewire.models.stylizer import Stylizer
@@ -103,14 +103,17 @@ class ModelRegistry:
     def create(self, model_id: str) -> FrameModel | SharedModel:
         """The model for one leg: a fresh v1 instance, or the model id's one shared (v2)
         instance, made and warmed up on first use. May block (loading weights): call it from a
-        worker thread."""
+        worker thread. Raises ValueError for a model whose `pixel_format` the media layer lacks."""
         spec = self.get(model_id)
         backend = self.backend(spec.backend)
         if not is_shared(backend):
-            return backend(spec)
+            made = backend(spec)
+            pixel_format_of(made)
+            return made
         with self._lock:
             if model_id not in self._shared:
                 model = cast(SharedModel, backend(spec))
+                pixel_format_of(model)
                 model.warm_up()
                 self._shared[model_id] = model
             return self._shared[model_id]

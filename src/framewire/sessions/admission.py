@@ -37,8 +37,8 @@ import numpy as np
 
 from framewire.media.codecs import realtime_vp8
 from framewire.media.decoders import FfmpegVp8Decoder
-from framewire.media.frameloop import encodable
 from framewire.media.legs import CapacityFull, Legs
+from framewire.media.pixels import encodable
 
 SAMPLE_EVERY = 1.0
 WINDOW = 4
