@@ -4,7 +4,8 @@
         [--backend NAME]
 
 Runs every style the Stylizer knows (passthrough is the baseline) on a photo-like synthetic
-scene that changes every frame (it pans), and prints p50/p95 milliseconds per frame (wall) and
+scene that changes every frame (it pans), each model fed in the pixel format it works in (as
+the server feeds it: the built-ins take yuv420p), and prints p50/p95 milliseconds per frame (wall) and
 the mean CPU milliseconds per frame (what a loaded machine distorts least). The
 media layer calls `process` from one worker thread per leg, so `--threads 1` (cv2's own thread
 pool off) is the number that matters when legs share the cores. `--backend NAME` runs the same
@@ -52,7 +53,7 @@ from framewire.media.codecs import (
     GovernedVp8Encoder,
 )
 from framewire.media.pixels import encodable
-from framewire.models.base import Frame, FrameModel
+from framewire.models.base import Frame, FrameModel, pixel_format_of
 from framewire.models.registry import ModelRegistry, is_shared
 from framewire.models.stylizer import Stylizer
 
@@ -111,9 +112,26 @@ def pans(canvas: Frame, width: int, count: int = 16) -> list[Frame]:
     return [np.ascontiguousarray(canvas[:, x : x + width]) for x in range(0, 17 * count, 17)]
 
 
+def in_format(model: FrameModel, image: Frame) -> Frame:
+    """A BGR image in the pixel format the model works in (what the server hands it)."""
+    fmt = pixel_format_of(model)
+    if fmt == "yuv420p":
+        return np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
+    return np.ascontiguousarray(image[..., ::-1]) if fmt == "rgb24" else image
+
+
+def as_bgr(model: FrameModel, frame: Frame) -> Frame:
+    """A model's output in BGR, to compare outputs across pixel formats."""
+    fmt = pixel_format_of(model)
+    if fmt == "yuv420p":
+        return np.asarray(cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_I420), dtype=np.uint8)
+    return np.ascontiguousarray(frame[..., ::-1]) if fmt == "rgb24" else frame
+
+
 def measure(model: FrameModel, views: list[Frame], frames: int) -> list[float]:
-    """Milliseconds per `process` call over `frames` successive pans."""
-    return timed(lambda i: model.process(views[i % len(views)]), frames)
+    """Milliseconds per `process` call over `frames` successive pans, in the model's format."""
+    inputs = [in_format(model, view) for view in views]
+    return timed(lambda i: model.process(inputs[i % len(inputs)]), frames)
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -230,7 +248,8 @@ def flicker_table(registry: ModelRegistry, width: int, height: int, count: int) 
             model = registry.create("lucy_2_rt")
             assert isinstance(model, Stylizer)
             model.set_prompt(prompt)
-            ratios.append(flicker([model.process(frame) for frame in frames]) / inputs[name])
+            outputs = [as_bgr(model, model.process(in_format(model, f))) for f in frames]
+            ratios.append(flicker(outputs) / inputs[name])
         cells = "".join(
             f" {r * inputs[n]:15.2f} {r:8.2f}" for n, r in zip(scenes, ratios, strict=True)
         )
@@ -313,7 +332,8 @@ def speed_tables(registry: ModelRegistry, args: argparse.Namespace, tables: set[
     if "speed" not in tables:
         frame_loop_table(views, args.width, args.height, args.frames)
         return
-    print(f"{'model':<12} {'prompt':<28} {'image':<6} {'p50 ms':>7} {'p95 ms':>7} {'CPU ms':>7}")
+    columns = f"{'p50 ms':>7} {'p95 ms':>7} {'CPU ms':>7}"
+    print(f"{'model':<12} {'prompt':<28} {'image':<6} {'format':<8} {columns}")
     for model_id, prompt, with_image in CASES:
         model = registry.create(model_id)
         assert not is_shared(model), "this table times v1 backends"
@@ -324,7 +344,8 @@ def speed_tables(registry: ModelRegistry, args: argparse.Namespace, tables: set[
         cpu = (time.process_time() - cpu_start) * 1000.0 / (args.frames + 3)
         label = (prompt or "(grade)") if model_id != "passthrough" else "-"
         image = "yes" if with_image else "no"
-        print(f"{model_id:<12} {label:<28} {image:<6} {p50:7.1f} {p95:7.1f} {cpu:7.1f}")
+        fmt = pixel_format_of(model)
+        print(f"{model_id:<12} {label:<28} {image:<6} {fmt:<8} {p50:7.1f} {p95:7.1f} {cpu:7.1f}")
     if "loop" in tables:
         frame_loop_table(views, args.width, args.height, args.frames)
 

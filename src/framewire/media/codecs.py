@@ -36,6 +36,7 @@ from aiortc import RTCPeerConnection
 from aiortc.codecs.base import Encoder
 from aiortc.codecs.h264 import H264Encoder, h264_depayload
 from aiortc.codecs.vpx import Vp8Encoder, vp8_depayload
+from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, convert_timebase
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.frame import Frame
 from av.video.codeccontext import VideoCodecContext
@@ -149,19 +150,36 @@ class GovernedEncoder(Encoder):
     on_encoded: Callable[[float, bool], None] | None = None
     """Told each frame's encode time (seconds) and whether it was a keyframe (codec thread)."""
     _forced_at = float("-inf")
+    _slot = -1
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        """The frame's RTP payloads and its RTP timestamp: its own pts on the 90 kHz clock.
+        (The codec rebases the frame to its time base of one frame interval, and aiortc's VP8
+        encoder read the timestamp after that: two frames closer than an interval, as a loaded
+        machine makes them, went out with the same timestamp, and receivers that group
+        packets by timestamp decoded the pair as one broken frame until the next keyframe.)"""
         started = time.perf_counter()
+        assert isinstance(frame, av.VideoFrame) and frame.pts is not None and frame.time_base
+        timestamp = convert_timebase(frame.pts, frame.time_base, VIDEO_TIME_BASE)
+        self._to_codec_clock(frame, timestamp)
         if force_keyframe:
             now = time.monotonic()
             force_keyframe = now - self._forced_at >= MIN_KEYFRAME_INTERVAL
             self._forced_at = now if force_keyframe else self._forced_at
         # The mixin always precedes a concrete aiortc encoder in the MRO.
-        payloads, timestamp = super().encode(frame, force_keyframe)  # type: ignore[safe-super]
+        payloads, _ = super().encode(frame, force_keyframe)  # type: ignore[safe-super]
         self.governor.sent(sum(len(p) for p in payloads))
         if self.on_encoded is not None:
             self.on_encoded(time.perf_counter() - started, self._keyframe(payloads))
         return payloads, timestamp
+
+    def _to_codec_clock(self, frame: av.VideoFrame, timestamp: int) -> None:
+        """Put `frame` on the codec's clock, in frame intervals of the stream's rate (its rate
+        control sizes each frame by that rate): the interval of its capture time, strictly
+        after the previous frame's, so the codec never sees a pts twice."""
+        fps = self.governor.policy.fps
+        self._slot = max(self._slot + 1, round(timestamp * fps / VIDEO_CLOCK_RATE))
+        frame.pts, frame.time_base = self._slot, fractions.Fraction(1, fps)
 
     def _keyframe(self, payloads: list[bytes]) -> bool:
         """Whether the frame just encoded is a keyframe (its packets, depayloaded)."""
