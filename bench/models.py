@@ -5,8 +5,8 @@
 
 Runs every style the Stylizer knows (passthrough is the baseline) on a photo-like synthetic
 scene that changes every frame (it pans), each model fed in the pixel format it works in (as
-the server feeds it: the built-ins take yuv420p), and prints p50/p95 milliseconds per frame (wall) and
-the mean CPU milliseconds per frame (what a loaded machine distorts least). The
+the server feeds it: the built-ins take yuv420p), and prints p50/p95 milliseconds per frame
+(wall) and the mean CPU milliseconds per frame (what a loaded machine distorts least). The
 media layer calls `process` from one worker thread per leg, so `--threads 1` (cv2's own thread
 pool off) is the number that matters when legs share the cores. `--backend NAME` runs the same
 prompts on another backend (a plugin's entry-point name) at lucy_2_rt's size instead.
