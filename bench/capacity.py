@@ -26,8 +26,8 @@ admission saw it would not hold).
 Then a per-stage table: what one session's frame costs in each stage (CPU ms per frame,
 measured in this process on the same 720p stream, and cores at 20 fps), and where the server's
 CPU went in the N = 1 window, measured per thread in the server (the server names its threads
-for the OS): the event loop (ICE, SRTP, RTP/RTCP, packet sends, asyncio, HTTP), the decoder
-threads, the model workers (colour conversions, model, encode, packetization) and the rest.
+for the OS): the event loop (ICE, SRTP, RTP/RTCP, packet sends, asyncio, HTTP), the model
+workers (decode, colour conversions, model, encode, packetization) and the rest.
 The stages are measured alone and hot in cache; the threads show what they cost in place.
 """
 
@@ -268,12 +268,8 @@ THREAD_ROLES = (
         "ICE, DTLS/SRTP, RTP/RTCP and packet sends, jitter buffer, asyncio, HTTP",
     ),
     (
-        "decoders (`video-decoder`)",
-        "decode of the client's stream (with the codec's helper threads), hand-off to the loop",
-    ),
-    (
         "model workers (`model_N`, `batch-…`)",
-        "colour conversions, model, encode, packetization",
+        "decode of the client's stream, colour conversions, model, encode, packetization",
     ),
 )
 OTHER_ROLE = (
@@ -288,10 +284,8 @@ def thread_role(name: str, main: bool) -> str | None:
     None for the rest."""
     if main:
         return THREAD_ROLES[0][0]
-    if name.endswith("-decoder"):
-        return THREAD_ROLES[1][0]
     if name.startswith(("model_", "batch-")):
-        return THREAD_ROLES[2][0]
+        return THREAD_ROLES[1][0]
     return None
 
 

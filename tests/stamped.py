@@ -3,10 +3,18 @@ which frame came back and compare it with exactly what was sent."""
 
 from __future__ import annotations
 
+import asyncio
+import fractions
+
 import cv2
 import numpy as np
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av import VideoFrame
 
+from framewire.media.codecs import realtime_vp8
+from framewire.media.frameloop import FrameStats
+from framewire.media.inbound import EncodedInbox
 from framewire.rtc.stamp import read_stamp, stamp
 from tests.peers import ClientPeer, PatternTrack, test_pattern
 
@@ -48,3 +56,35 @@ def stamped_peer(fps: int = 20, width: int = 320, height: int = 240) -> ClientPe
     peer.pc.getSenders()[0].replaceTrack(camera)
     peer.source = camera
     return peer
+
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
+
+
+class EncodedFeed:
+    """Feeds a frame loop as a receiver does: a StampedCamera's frames, VP8-encoded, each put in
+    an inbox as the jitter buffer puts a complete frame. Counts the keyframes asked for."""
+
+    def __init__(self, camera: StampedCamera, stats: FrameStats) -> None:
+        self.camera = camera
+        self.keyframes_asked = 0
+        self.inbox = EncodedInbox(stats.late, stats.dropped, self.ask_keyframe)
+        self._task = asyncio.get_running_loop().create_task(self._feed())
+
+    def ask_keyframe(self) -> None:
+        self.keyframes_asked += 1
+
+    async def _feed(self) -> None:
+        encoder = None
+        while True:
+            frame = await self.camera.recv()
+            yuv = frame.reformat(format="yuv420p")
+            encoder = encoder or realtime_vp8(yuv, 1_000_000, self.camera.fps)
+            yuv.pts, yuv.time_base = self.camera.sent - 1, fractions.Fraction(1, self.camera.fps)
+            data = b"".join(bytes(packet) for packet in encoder.encode(yuv))
+            if data:
+                self.inbox.put((VP8, JitterFrame(data, frame.pts)))
+
+    def stop(self) -> None:
+        self._task.cancel()
+        self.camera.stop()

@@ -14,14 +14,15 @@ import pytest
 from av import VideoFrame
 
 from framewire.media.batching import BatchedTrack, BatchRunner
-from framewire.media.frameloop import FrameStats, LatestFrameReader
+from framewire.media.frameloop import FrameStats
+from framewire.media.inbound import InboundDecoder
 from framewire.models.base import Frame, ModelSpec, StreamViolation
 from framewire.rtc.stamp import luma, read_stamp
 from tests.models.plugins import PAINT, PromptPaint
 from tests.peers import ClientPeer
 from tests.servers import framewire
 from tests.sessions import open_session
-from tests.stamped import StampedCamera
+from tests.stamped import EncodedFeed, StampedCamera
 
 MODELS = """
 [models.paint]
@@ -194,9 +195,10 @@ async def test_a_slow_batch_drops_stale_frames_instead_of_queueing_them() -> Non
     runner = BatchRunner(SPEC, model)
     camera = StampedCamera(20, 320, 240)
     stats = FrameStats()
-    reader = LatestFrameReader(camera, stats)
+    feed = EncodedFeed(camera, stats)
     executor = ThreadPoolExecutor(max_workers=1)
-    track = BatchedTrack(reader, runner.join(), executor, stats, lambda: None, print)
+    decoder = InboundDecoder(feed.ask_keyframe)
+    track = BatchedTrack(feed.inbox, decoder, runner.join(), executor, stats, lambda: None, print)
     original = model.process_batch
 
     def slow(frames: Sequence[Frame], conditions: Sequence[Any]) -> list[Frame]:
@@ -214,8 +216,7 @@ async def test_a_slow_batch_drops_stale_frames_instead_of_queueing_them() -> Non
         assert max(lags[-4:]) <= 5  # a queue would fall ~2 frames further behind per output
         assert stats.frames_dropped >= 8
     finally:
-        reader.stop()
-        camera.stop()
+        feed.stop()
         await runner.close()
         executor.shutdown(wait=True)
 

@@ -17,36 +17,44 @@ from av import VideoFrame
 from hypothesis import given
 from hypothesis import strategies as st
 
-from framewire.media.frameloop import FramePacer, FrameStats, LatestFrameReader, ModelTrack
+from framewire.media.frameloop import FramePacer, FrameStats, ModelTrack
+from framewire.media.inbound import InboundDecoder
 from framewire.models.base import Frame, FrameModel, ModelSpec
 from framewire.models.passthrough import Passthrough
 from framewire.models.stylizer import Stylizer
 from framewire.rtc.stamp import luma, read_stamp
-from tests.stamped import StampedCamera, stamped_pattern
+from tests.stamped import EncodedFeed, StampedCamera, stamped_pattern
 from tests.test_session_flow import saturation
 
 SMALL = ModelSpec("small", fps=20, width=320, height=240, accepts_image=True, backend="stylizer")
 
 
 class Loop:
-    """A ModelTrack fed by a StampedCamera, and what it reported."""
+    """A ModelTrack fed as a receiver feeds it (tests.stamped.EncodedFeed), and what it
+    reported."""
 
     def __init__(self, model: FrameModel, spec: ModelSpec, camera: StampedCamera) -> None:
         self.camera = camera
         self.stats = FrameStats()
         self.faults: list[str] = []
         self.executor = ThreadPoolExecutor(max_workers=1)
-        self.reader = LatestFrameReader(camera, self.stats)
+        self.feed = EncodedFeed(camera, self.stats)
         self.track = ModelTrack(
-            self.reader, model, spec, self.executor, self.stats, lambda: None, self.faults.append
+            self.feed.inbox,
+            InboundDecoder(self.feed.ask_keyframe),
+            model,
+            spec,
+            self.executor,
+            self.stats,
+            lambda: None,
+            self.faults.append,
         )
 
     async def frames(self, count: int) -> list[np.ndarray]:
         return [bgr(await self.track.recv()) for _ in range(count)]
 
     def close(self) -> None:
-        self.reader.stop()
-        self.camera.stop()
+        self.feed.stop()
         self.executor.shutdown(wait=True)
 
 

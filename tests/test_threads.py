@@ -1,5 +1,6 @@
 """A running server's threads carry their names at the OS level (`top -H`, `ps -L`, profilers):
-an operator sees which of a busy server's threads are model workers and which are decoders."""
+an operator sees which of a busy server's threads are the model workers (which decode, run the
+model and encode) and which is the event loop."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def cpu_by_os_name(pid: int) -> Counter[str]:
     return ticks
 
 
-async def test_model_workers_and_decoders_are_named_for_the_os() -> None:
+async def test_model_workers_are_named_for_the_os_and_do_the_media_work() -> None:
     with framewire_process({"FRAMEWIRE_API_KEYS": "test-key-1"}) as served:
         await ready(served.url)
         headers = {"x-api-key": "test-key-1"}
@@ -43,12 +44,12 @@ async def test_model_workers_and_decoders_are_named_for_the_os() -> None:
                 await session.peer.wait_frames(3)
                 pid = served.process.pid
                 before = cpu_by_os_name(pid)
-                assert {"model_0", "video-decoder"} <= set(before), sorted(before)
+                assert "model_0" in before, sorted(before)
                 # the named threads do the media work: their CPU grows as frames flow
                 deadline = time.monotonic() + WORKING
                 while True:
                     now = cpu_by_os_name(pid)
-                    if all(now[name] > before[name] for name in ("model_0", "video-decoder")):
+                    if now["model_0"] > before["model_0"]:
                         break
                     assert time.monotonic() < deadline, (before, now)
                     await asyncio.sleep(0.2)

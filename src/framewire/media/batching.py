@@ -2,9 +2,9 @@
 
 A `BatchRunner` per shared model id runs one loop: it waits for a session's frame, gives the
 other sessions using the model up to half a frame interval to have theirs ready, then hands the
-ready frames (one per session, the newest: each session's track offers one frame at a time, and
-its reader keeps only the latest) with each session's conditioning to `process_batch` in a
-worker thread. A session whose frame is not ready by then is not waited for: it joins the next
+ready frames (one per session, the newest: each session's track offers one frame at a time,
+decoded from what came since its last one) with each session's conditioning to `process_batch`
+in a worker thread. A session whose frame is not ready by then is not waited for: it joins the next
 batch, so a slow session delays the others by at most that window. Conditioning is rebuilt in
 the worker thread before the first batch after a prompt or image change, so the change shows in
 the next batch, at worst the second frame after the change.
@@ -26,7 +26,8 @@ from typing import Any
 from av import VideoFrame
 
 from framewire.media.codecs import EncodedFrame
-from framewire.media.frameloop import FrameStats, LatestFrameReader, PacedTrack
+from framewire.media.frameloop import FrameStats, PacedTrack, Processed
+from framewire.media.inbound import Decoded, Encoded, EncodedInbox, InboundDecoder
 from framewire.media.pixels import PixelPath
 from framewire.media.threads import name_os_thread
 from framewire.models.base import Frame, ModelSpec, PixelFormat, SharedModel
@@ -186,23 +187,31 @@ class BatchedTrack(PacedTrack):
 
     def __init__(
         self,
-        reader: LatestFrameReader,
+        inbox: EncodedInbox,
+        decoder: InboundDecoder,
         slot: BatchSlot,
         executor: Executor,
         stats: FrameStats,
         on_first_frame: Callable[[], None],
         on_fault: Callable[[str], None],
     ) -> None:
-        super().__init__(reader, slot.spec, stats, on_first_frame, on_fault)
+        super().__init__(inbox, decoder, slot.spec, stats, on_first_frame, on_fault)
         self._slot = slot
         self._executor = executor
         self._pixels = PixelPath(slot.spec, slot.pixel_format)
 
+    def _prepare(self, frames: list[Encoded]) -> tuple[list[Decoded], Frame | None]:
+        """Worker thread: the frames decoded, the newest as the model's input."""
+        decoded = self._decoder.decode(frames)
+        return decoded, self._pixels.to_model(decoded[-1].frame) if decoded else None
+
     def _finish(self, image: Frame) -> VideoFrame | EncodedFrame:
         return self._deliver(self._pixels.to_encoder(image))
 
-    async def _process(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
+    async def _process(self, frames: list[Encoded]) -> Processed:
         loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(self._executor, self._pixels.to_model, frame)
+        decoded, image = await loop.run_in_executor(self._executor, self._prepare, frames)
+        if image is None:
+            return decoded, None
         output = await self._slot.run(image)
-        return await loop.run_in_executor(self._executor, self._finish, output)
+        return decoded, await loop.run_in_executor(self._executor, self._finish, output)

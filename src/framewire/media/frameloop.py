@@ -1,12 +1,14 @@
-"""The frame loop: inbound track -> newest frame -> model (worker thread) -> paced outbound track.
+"""The frame loop: inbound encoded frames -> decode, model and encode (worker thread) -> paced
+outbound track.
 
-Latency first: the reader drains the inbound track continuously and keeps only the newest
-frame (aiortc's receive queue is unbounded); the outbound track takes the newest frame the moment
-the encoder asks for one, so a slow model drops frames instead of queueing them, and a
-`FramePacer` drops the frames a faster client sends beyond the model's fps. The worker thread
-does all pixel work (`media.pixels`: to the model's size and pixel format, none for a yuv420p
-model, and back to the encoder's yuv420p), the model, and the encode itself
-(`PacedTrack.finish`, set by the session's fanout), without a second thread hand-off per frame.
+Latency first: the receiver's complete encoded frames wait in the leg's `EncodedInbox`, and the
+outbound track takes the ones that came since its last frame the moment the encoder asks for one:
+a worker thread decodes them (`media.inbound`) and runs the model on the newest, so a slow model
+drops frames instead of queueing them, and a `FramePacer` drops the frames a faster client
+sends beyond the model's fps. The worker thread does all pixel work (`media.pixels`: to the
+model's size and pixel format, none for a yuv420p model, and back to the encoder's yuv420p),
+the model, and the encode itself (`PacedTrack.finish`, set by the session's fanout): one thread
+hand-off each way per frame.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
 from framewire.media.codecs import EncodedFrame
+from framewire.media.inbound import Decoded, Encoded, EncodedInbox, InboundDecoder
 from framewire.media.pixels import PixelPath
 from framewire.metrics import Metrics
 from framewire.models.base import FrameModel, ModelSpec, StreamViolation, pixel_format_of
@@ -39,13 +42,11 @@ STATS_WINDOW = 10.0
 """Seconds of recent frames the rates and latency percentiles of a snapshot cover."""
 WINDOW_FRAMES = 1200
 """Bound on the frames remembered for the window (10 s at 120 fps)."""
-RTP_TIMESTAMPS = 0xFFFFFFFF
-DECODING_LIMIT = 64
-"""Bound on the frames remembered between the jitter buffer and the decoder's output."""
 
 
 class FrameStats:
-    """Counters of one leg's frame loop; latency is inbound arrival -> outbound hand-off.
+    """Counters of one leg's frame loop; latency is an inbound frame complete in the jitter
+    buffer -> its output handed to the encoder (decode, model and conversions included).
     With `metrics`, every observation also feeds the instance's Prometheus collectors."""
 
     def __init__(self, metrics: Metrics | None = None) -> None:
@@ -57,36 +58,21 @@ class FrameStats:
         """Inbound frames replaced by a newer one before the model could take them: the loop
         is not keeping up (admission sheds load on their ratio)."""
         self.work_seconds = 0.0
-        """Worker-thread seconds spent on this leg's frames (scaling, model, conversion and,
-        for a session's own model, the encode)."""
+        """Worker-thread seconds spent on this leg's frames (decode, scaling, model, conversion
+        and, for a session's own model, the encode)."""
         self.last_inbound: float | None = None
         self._metrics = metrics
         self._arrivals: deque[float] = deque(maxlen=WINDOW_FRAMES)
         self._sent: deque[tuple[float, float]] = deque(maxlen=WINDOW_FRAMES)
-        self._released: dict[int, float] = {}
-        self._origin: int | None = None
 
-    def released(self, timestamp: int) -> None:
-        """The jitter buffer handed the frame with this RTP timestamp to the decoder. (aiortc
-        gives the decoded frame, as pts, its timestamp minus the stream's first one.)"""
-        if self._origin is None:
-            self._origin = timestamp
-        self._released[(timestamp - self._origin) & RTP_TIMESTAMPS] = time.monotonic()
-        if len(self._released) > DECODING_LIMIT:
-            del self._released[next(iter(self._released))]
-
-    def inbound(self, now: float, timestamp: int | None = None) -> None:
-        """A decoded frame arrived (`timestamp`: its pts, the RTP timestamp)."""
+    def inbound(self, frame: Decoded) -> None:
+        """A frame was decoded (event loop, after the worker thread)."""
         self.frames_in += 1
-        self.last_inbound = now
-        self._arrivals.append(now)
-        released = None
-        if timestamp is not None:
-            released = self._released.pop(timestamp & RTP_TIMESTAMPS, None)
+        self.last_inbound = frame.arrived
+        self._arrivals.append(frame.arrived)
         if self._metrics is not None:
             self._metrics.frames_in.inc()
-            if released is not None:
-                self._metrics.decode_seconds.observe(now - released)
+            self._metrics.decode_seconds.observe(frame.decoded_at - frame.arrived)
 
     def dropped(self) -> None:
         self.frames_dropped += 1
@@ -109,14 +95,15 @@ class FrameStats:
                 self._metrics.keyframes.inc()
 
     def late(self) -> None:
-        """An inbound frame was replaced by a newer one before the model could take it."""
+        """An inbound frame was replaced by a newer one before the frame loop could take it."""
         self.dropped()
         self.frames_late += 1
         if self._metrics is not None:
             self._metrics.frames_late.inc()
 
     def worked(self, seconds: float) -> None:
-        """A worker thread spent `seconds` on one frame (scale, model, conversion, encode)."""
+        """A worker thread spent `seconds` on one frame (decode, scale, model, conversion,
+        encode)."""
         self.work_seconds += seconds
         if self._metrics is not None:
             self._metrics.model_seconds.observe(seconds)
@@ -148,48 +135,6 @@ def rate(times: list[float]) -> float:
     if len(times) < 2 or times[-1] <= times[0]:
         return 0.0
     return round((len(times) - 1) / (times[-1] - times[0]), 2)
-
-
-class LatestFrameReader:
-    """Reads a remote video track as fast as it delivers and keeps only the newest frame."""
-
-    def __init__(self, track: MediaStreamTrack, stats: FrameStats) -> None:
-        self._track = track
-        self._stats = stats
-        self._latest: tuple[VideoFrame, float] | None = None
-        self._fresh = asyncio.Event()
-        self.ended = False
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        try:
-            while True:
-                frame = await self._track.recv()
-                now = time.monotonic()
-                self._stats.inbound(now, frame.pts)
-                if self._latest is not None:
-                    self._stats.late()
-                assert isinstance(frame, VideoFrame)
-                self._latest = (frame, now)
-                self._fresh.set()
-        except MediaStreamError:
-            pass
-        finally:
-            self.ended = True
-            self._fresh.set()
-
-    async def next(self) -> tuple[VideoFrame, float]:
-        """The newest frame not handed out before, and when it arrived."""
-        while self._latest is None:
-            if self.ended:
-                raise MediaStreamError
-            self._fresh.clear()
-            await self._fresh.wait()
-        latest, self._latest = self._latest, None
-        return latest
-
-    def stop(self) -> None:
-        self._task.cancel()
 
 
 class FramePacer:
@@ -232,22 +177,30 @@ def drain(track: MediaStreamTrack) -> asyncio.Task[None]:
     return asyncio.get_running_loop().create_task(run())
 
 
+Processed = tuple[list[Decoded], VideoFrame | EncodedFrame | None]
+"""What a worker thread made of the frames it took: the decoded ones, and the output of the
+newest (None when none decoded)."""
+
+
 class PacedTrack(MediaStreamTrack):
-    """The outbound video: each `recv` takes the newest admitted inbound frame through
-    `_process` (a model of one leg here, a shared batched model in `media.batching`)."""
+    """The outbound video: each `recv` takes the inbound frames that came since the last one
+    (when the pacer admits the newest) through `_process`: decoded, and the newest through a
+    model of one leg here, a shared batched model in `media.batching`."""
 
     kind = "video"
 
     def __init__(
         self,
-        reader: LatestFrameReader,
+        inbox: EncodedInbox,
+        decoder: InboundDecoder,
         spec: ModelSpec,
         stats: FrameStats,
         on_first_frame: Callable[[], None],
         on_fault: Callable[[str], None],
     ) -> None:
         super().__init__()
-        self._reader = reader
+        self._inbox = inbox
+        self._decoder = decoder
         self._spec = spec
         self._stats = stats
         self._on_first_frame = on_first_frame
@@ -258,8 +211,9 @@ class PacedTrack(MediaStreamTrack):
         """Set by the consumer (the session's fanout): run in the worker thread on each
         timestamped output frame; what it returns is what `recv` returns."""
 
-    async def _process(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
-        """Inbound frame -> model output through `_deliver`, off the event loop."""
+    async def _process(self, frames: list[Encoded]) -> Processed:
+        """Inbound frames -> decoded -> the newest's model output through `_deliver`, off the
+        event loop."""
         raise NotImplementedError
 
     def _deliver(self, out: VideoFrame) -> VideoFrame | EncodedFrame:
@@ -272,34 +226,47 @@ class PacedTrack(MediaStreamTrack):
         out.time_base = Fraction(1, VIDEO_CLOCK)
         return out if self.finish is None else self.finish(out)
 
-    async def _next_admitted(self) -> tuple[VideoFrame, float]:
-        """The newest inbound frame the pacer lets through."""
+    async def _next_admitted(self) -> tuple[list[Encoded], float]:
+        """The inbound frames since the last take, once the pacer lets the newest through, and
+        when it arrived. The frames it does not let through wait to be decoded with it."""
         while True:
-            frame, arrived = await self._reader.next()
+            try:
+                arrived = await self._inbox.newest()
+            except EOFError:
+                raise MediaStreamError from None
             if self._pacer.admit(arrived):
-                return frame, arrived
+                return self._inbox.take(), arrived
             self._stats.dropped()
 
     async def recv(self) -> VideoFrame | EncodedFrame:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
-        frame, arrived = await self._next_admitted()
-        first = self._start is None
-        try:
-            out = await self._process(frame)
-        except StreamViolation as exc:
-            self._on_fault("moderation_violation")
-            self.stop()
-            raise MediaStreamError from exc
-        except Exception as exc:  # any other model fault ends the session with reason "error"
-            log.warning("model %s failed: %r", self._spec.id, exc)
-            self._on_fault("error")
-            self.stop()
-            raise MediaStreamError from exc
+        while True:
+            frames, arrived = await self._next_admitted()
+            first = self._start is None
+            try:
+                decoded, out = await self._process(frames)
+            except StreamViolation as exc:
+                self._on_fault("moderation_violation")
+                self.stop()
+                raise MediaStreamError from exc
+            except Exception as exc:  # any other model fault ends the session with reason "error"
+                log.warning("model %s failed: %r", self._spec.id, exc)
+                self._on_fault("error")
+                self.stop()
+                raise MediaStreamError from exc
+            for frame in decoded:
+                self._stats.inbound(frame)
+            if out is not None:
+                break
         if first:
             self._on_first_frame()
         self._stats.outbound(time.monotonic(), arrived)
         return out
+
+    def stop(self) -> None:
+        super().stop()
+        self._inbox.end()  # frames that come now are dropped on arrival
 
 
 class ModelTrack(PacedTrack):
@@ -307,7 +274,8 @@ class ModelTrack(PacedTrack):
 
     def __init__(
         self,
-        reader: LatestFrameReader,
+        inbox: EncodedInbox,
+        decoder: InboundDecoder,
         model: FrameModel,
         spec: ModelSpec,
         executor: Executor,
@@ -315,7 +283,7 @@ class ModelTrack(PacedTrack):
         on_first_frame: Callable[[], None],
         on_fault: Callable[[str], None],
     ) -> None:
-        super().__init__(reader, spec, stats, on_first_frame, on_fault)
+        super().__init__(inbox, decoder, spec, stats, on_first_frame, on_fault)
         self._model = model
         self._executor = executor
         self._pixels = PixelPath(spec, pixel_format_of(model))
@@ -324,16 +292,19 @@ class ModelTrack(PacedTrack):
     def model(self) -> FrameModel:
         return self._model
 
-    def _transform(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
-        """Worker thread: inbound frame -> model input (spec size, the model's pixel format) ->
-        model -> encoder. The model reads its input in place."""
+    def _transform(self, frames: list[Encoded]) -> Processed:
+        """Worker thread: inbound frames -> decoded -> the newest as model input (spec size,
+        the model's pixel format) -> model -> encoder. The model reads its input in place."""
         began = time.monotonic()
         try:
-            image = self._model.process(self._pixels.to_model(frame))
-            return self._deliver(self._pixels.to_encoder(image))
+            decoded = self._decoder.decode(frames)
+            if not decoded:
+                return decoded, None
+            image = self._model.process(self._pixels.to_model(decoded[-1].frame))
+            return decoded, self._deliver(self._pixels.to_encoder(image))
         finally:
             self._stats.worked(time.monotonic() - began)
 
-    async def _process(self, frame: VideoFrame) -> VideoFrame | EncodedFrame:
+    async def _process(self, frames: list[Encoded]) -> Processed:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transform, frame)
+        return await loop.run_in_executor(self._executor, self._transform, frames)

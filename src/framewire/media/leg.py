@@ -26,13 +26,8 @@ from framewire.media.batching import BatchedTrack, BatchSlot
 from framewire.media.codecs import BitratePolicy, prefer_codecs
 from framewire.media.dtls import answer_as_dtls_server
 from framewire.media.fanout import Fanout, Subscription
-from framewire.media.frameloop import (
-    FrameStats,
-    LatestFrameReader,
-    ModelTrack,
-    PacedTrack,
-    drain,
-)
+from framewire.media.frameloop import FrameStats, ModelTrack, PacedTrack, drain
+from framewire.media.inbound import EncodedInbox, InboundDecoder
 from framewire.media.rtcstats import RateMeter, transport_stats
 from framewire.media.turn import TurnServer
 from framewire.metrics import Metrics
@@ -144,7 +139,7 @@ class Leg:
         self._pending: list[dict[str, Any]] = []
         self._remote_candidates = 0
         self.candidates_done = False
-        self._reader: LatestFrameReader | None = None
+        self._inbox: EncodedInbox | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._watchdog: asyncio.Task[None] | None = None
         self._stall_watch: asyncio.Task[None] | None = None
@@ -225,7 +220,7 @@ class Leg:
             raise InvalidOffer(f"the SDP offer cannot be answered: {exc!r}") from exc
         except (RuntimeError, OSError) as exc:
             raise LegFailed(f"answer generation failed: {exc}") from exc
-        install_marker_release(self._pc, self.stats.released)
+        install_marker_release(self._pc)
         self._wire_senders()
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_connect())
         self._stall_watch = asyncio.get_running_loop().create_task(self._watch_stall())
@@ -294,23 +289,37 @@ class Leg:
         return None if self._restarter is None else self._restarter.seconds_since_inbound()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "video" and self._reader is None:
-            self._reader = LatestFrameReader(track, self.stats)
-            self.fanout.feed(self._model_track(self._reader))
+        receiver = next(
+            (t.receiver for t in self._pc.getTransceivers() if t.receiver.track is track), None
+        )
+        if track.kind == "video" and self._inbox is None and receiver is not None:
+            # The receiver's complete frames go to the frame loop undecoded (media/inbound.py);
+            # its decoder thread starts once DTLS is up, so it takes this queue and idles.
+            ask_keyframe = private.RECEIVER_DECODER_ERROR.get(receiver).set
+            self._inbox = EncodedInbox(self.stats.late, self.stats.dropped, ask_keyframe)
+            private.RECEIVER_DECODER_QUEUE.set(receiver, self._inbox)
+            self.fanout.feed(self._model_track(self._inbox, InboundDecoder(ask_keyframe)))
             self._pc.addTrack(self.fanout.subscribe())
         else:
             self._tasks.append(drain(track))
 
-    def _model_track(self, reader: LatestFrameReader) -> PacedTrack:
+    def _model_track(self, inbox: EncodedInbox, decoder: InboundDecoder) -> PacedTrack:
         def first() -> None:
             self._notify("on_first_frame")
 
         if isinstance(self._model, BatchSlot):
             return BatchedTrack(
-                reader, self._model, self._executor, self.stats, first, self._on_fault
+                inbox, decoder, self._model, self._executor, self.stats, first, self._on_fault
             )
         return ModelTrack(
-            reader, self._model, self.spec, self._executor, self.stats, first, self._on_fault
+            inbox,
+            decoder,
+            self._model,
+            self.spec,
+            self._executor,
+            self.stats,
+            first,
+            self._on_fault,
         )
 
     def _on_fault(self, reason: str) -> None:
@@ -477,8 +486,8 @@ class Leg:
             await gatherer.close()
         if self._restarter is not None:
             await self._restarter.close()
-        if self._reader is not None:
-            self._reader.stop()
+        if self._inbox is not None:
+            self._inbox.end()
         for task in self._tasks:
             task.cancel()
         try:

@@ -11,7 +11,6 @@ from typing import cast
 
 import cv2
 
-from framewire.media import decoders
 from framewire.media.batching import BatchRunner, BatchSlot
 from framewire.media.codecs import VIDEO_CODECS
 from framewire.media.leg import IceOptions, Leg, LegFailed, LegListener
@@ -58,7 +57,6 @@ class Legs:
         # own thread pool would split each call over the cores and spin between calls (measured:
         # 0.03 core more per 720p20 session, for no gain in throughput).
         cv2.setNumThreads(1)
-        decoders.install()
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="model", initializer=name_os_thread
         )

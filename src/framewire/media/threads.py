@@ -1,8 +1,8 @@
 """Server threads carry their names at the OS level, so `top -H`, `ps -L`, `/proc/PID/task/*/comm`
-and profilers show which thread spends the CPU: `model_N` (a leg's model, colour conversions
-and encoder), `batch-<model>_N` (a shared model's batch loop), `video-decoder` (aiortc's decoder
-thread of one receiver; the codec's own helper threads, started from it, inherit the name).
-Python keeps a thread's name to itself; Linux shows its first 15 bytes (`batch-sd-turbo_`)."""
+and profilers show which thread spends the CPU: `model_N` (a leg's decoder, model, colour
+conversions and encoder; a codec's own helper threads, started from it, inherit the name) and
+`batch-<model>_N` (a shared model's batch loop). Python keeps a thread's name to itself; Linux
+shows its first 15 bytes (`batch-sd-turbo_`)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ ICE restart in place (restart.py), marker release in the jitter buffer (jitter.p
 encoders (media/codecs.py), keyframe counting (media/probe.py), the selected candidate pair and
 negotiated codec in a leg's stats (media/rtcstats.py), one encoder for many senders
 (media/fanout.py), viewers' codecs (media/viewer.py), the DTLS role of answers (media/dtls.py),
-the receivers' VP8 decoder (media/decoders.py).
+decoding in the model's worker thread (media/inbound.py).
 Nothing else in `framewire` names a private attribute of theirs; everything goes through a
 `Private` below, which
 
@@ -22,11 +22,10 @@ tests/test_internals.py holds one canary per attribute against real aiortc objec
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Coroutine
-from types import ModuleType
 from typing import Any, Generic, TypeVar, cast
 
-import aiortc.rtcrtpreceiver
 from aioice import Candidate, Connection
 from aioice.ice import CandidatePair, StunProtocol, TransportPolicy
 from aioice.turn import TurnTransport
@@ -39,7 +38,7 @@ from aiortc import (
     RTCRtpSender,
     RTCRtpTransceiver,
 )
-from aiortc.codecs.base import Decoder, Encoder
+from aiortc.codecs.base import Encoder
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
@@ -60,7 +59,7 @@ class Private(Generic[T]):
 
     registry: list[Private[Any]] = []
 
-    def __init__(self, owner: type | ModuleType, name: str, *, on_class: bool = False) -> None:
+    def __init__(self, owner: type, name: str, *, on_class: bool = False) -> None:
         self.owner = owner
         self.name = name
         self.on_class = on_class
@@ -70,8 +69,6 @@ class Private(Generic[T]):
 
     @property
     def label(self) -> str:
-        if isinstance(self.owner, ModuleType):
-            return f"{self.owner.__name__}.{self.name}"
         return f"{self.owner.__module__}.{self.owner.__qualname__}.{self.name}"
 
     def missing(self) -> InternalsChanged:
@@ -147,10 +144,12 @@ RECEIVER_JITTER_BUFFER: Private[JitterBuffer] = Private(
     RTCRtpReceiver, "_RTCRtpReceiver__jitter_buffer"
 )
 RECEIVER_DECODER_QUEUE: Private[Any] = Private(RTCRtpReceiver, "_RTCRtpReceiver__decoder_queue")
-RECEIVER_GET_DECODER: Private[Callable[[RTCRtpCodecParameters], Decoder]] = Private(
-    aiortc.rtcrtpreceiver, "get_decoder", on_class=True
+"""Where a receiver puts complete encoded frames for its decoder thread (media/inbound.py takes
+them instead)."""
+RECEIVER_DECODER_ERROR: Private[threading.Event] = Private(
+    RTCRtpReceiver, "_RTCRtpReceiver__decoder_error"
 )
-"""What a receiver's decoder thread makes its decoder with (media/decoders.py replaces it)."""
+"""Set by a decoder that failed: the receiver asks the sender for a keyframe (PLI)."""
 JITTER_ORIGIN: Private[int | None] = Private(JitterBuffer, "_origin")
 JITTER_PACKETS: Private[list[RtpPacket | None]] = Private(JitterBuffer, "_packets")
 JITTER_CAPACITY: Private[int] = Private(JitterBuffer, "_capacity")

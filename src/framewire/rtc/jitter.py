@@ -35,10 +35,7 @@ class MarkerJitterBuffer(JitterBuffer):
     """aiortc's video jitter buffer, plus release of a complete frame on its marker packet."""
 
     def __init__(
-        self,
-        capacity: int = VIDEO_CAPACITY,
-        clock: Callable[[], float] = time.monotonic,
-        on_release: Callable[[int], None] | None = None,
+        self, capacity: int = VIDEO_CAPACITY, clock: Callable[[], float] = time.monotonic
     ) -> None:
         super().__init__(capacity=capacity, is_video=True)
         # Read directly below (the per-packet path): checked once here.
@@ -47,16 +44,8 @@ class MarkerJitterBuffer(JitterBuffer):
         )
         self._clock = clock
         self._last_release: float | None = None
-        self._on_release = on_release
-        """Told the RTP timestamp of each frame handed to the decoder."""
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        pli, frame = self._add(packet)
-        if frame is not None and self._on_release is not None:
-            self._on_release(frame.timestamp)
-        return pli, frame
-
-    def _add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli, frame = super().add(packet)
         now = self._clock()
         if frame is not None or self._last_release is None:
@@ -125,9 +114,7 @@ class MarkerJitterBuffer(JitterBuffer):
         return None
 
 
-def install_marker_release(
-    pc: RTCPeerConnection, on_release: Callable[[int], None] | None = None
-) -> None:
+def install_marker_release(pc: RTCPeerConnection) -> None:
     """Give every video receiver of `pc` a MarkerJitterBuffer. Call after the remote
     description is set (receivers exist) and before media flows (the buffer is empty)."""
     for transceiver in pc.getTransceivers():
@@ -135,4 +122,4 @@ def install_marker_release(
         if transceiver.kind == "video" and not isinstance(
             private.RECEIVER_JITTER_BUFFER.get(receiver), MarkerJitterBuffer
         ):
-            private.RECEIVER_JITTER_BUFFER.set(receiver, MarkerJitterBuffer(on_release=on_release))
+            private.RECEIVER_JITTER_BUFFER.set(receiver, MarkerJitterBuffer())
