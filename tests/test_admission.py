@@ -9,7 +9,7 @@ import asyncio
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -117,7 +117,7 @@ async def fps(peer: ClientPeer, frames: int = 60) -> float:
     """The rate `frames` frames arrive at, timed from one arrival to another."""
     await peer.wait_frames(1)
     start = time.monotonic()
-    await peer.wait_frames(frames, timeout=frames / FPS * 3)
+    await peer.wait_frames(frames, timeout=frames / peer.source.fps * 3)
     return frames / (time.monotonic() - start)
 
 
@@ -239,3 +239,84 @@ async def test_a_neighbour_busy_on_the_cores_lowers_the_capacity() -> None:
         assert load["capacity"] == min(fit) == fit[0]  # the cores left are the limit
         assert load["capacity"] < alone["capacity"], (alone, load)
         await peer.close()
+
+
+SHARED_FPS = 5
+"""A frame interval of 200 ms: a batch may take 160 ms at TARGET_LOAD."""
+
+
+class TimedBatches:
+    """A shared (v2) model whose batch holds its device `fixed` seconds plus `per_frame` seconds
+    a frame (its spec's options): wall time, as a GPU's work shows to the host."""
+
+    shared = True
+    pixel_format = "yuv420p"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.fixed = float(spec.options.get("fixed", 0.0))
+        self.per_frame = float(spec.options.get("per_frame", 0.0))
+
+    def warm_up(self) -> None:
+        """Nothing to load."""
+
+    def condition(self, prompt: str, image: Frame | None) -> str:
+        return prompt
+
+    def process_batch(self, frames: Sequence[Frame], conditions: Sequence[Any]) -> list[Frame]:
+        time.sleep(self.fixed + self.per_frame * len(frames))
+        return list(frames)
+
+
+def shared_registry() -> ModelRegistry:
+    registry = ModelRegistry()
+    for model_id, options in (("per_frame", {"per_frame": 0.06}), ("fixed", {"fixed": 0.1})):
+        spec = ModelSpec(model_id, SHARED_FPS, 160, 128, False, "timed", options=options)
+        registry.register(spec, TimedBatches)
+    registry.register(ModelSpec("plain", FPS, 160, 128, False, "passthrough"))
+    return registry
+
+
+async def test_a_shared_model_takes_sessions_while_one_more_fits_its_batch() -> None:
+    """60 ms a frame: a batch of 2 takes 120 ms, of 3 180 ms, over the 160 ms a 5 fps model's
+    batch may take: the third session is refused, the two keep their frame rate, and other
+    models are still admitted."""
+    async with (
+        framewire(registry=shared_registry(), shed_load=True) as server,
+        server.client() as http,
+    ):
+        first = await streaming(http, "per_frame", fps=SHARED_FPS)
+        second = await streaming(http, "per_frame", fps=SHARED_FPS)
+        third = ClientPeer(fps=SHARED_FPS)
+        refused = await http.post(
+            SESSIONS,
+            json={"model": "per_frame", "sdp": {"type": "offer", "sdp": await third.offer()}},
+        )
+        assert refused.status_code == 503 and int(refused.headers["retry-after"]) > 0
+        assert "shared model per_frame is full" in refused.json()["detail"]
+        load = (await http.get("/readyz")).json()["shared_models"]["per_frame"]
+        assert load["sessions"] == 2 and load["budget_ms"] == 160.0
+        assert 170 < load["next_batch_ms"] < 260, load  # 3 x 60 ms, and the host's overhead
+        plain = await streaming(http, "plain", fps=FPS)  # another model: not this one's load
+        rates = await asyncio.gather(fps(first, 20), fps(second, 20))
+        assert all(rate >= 0.95 * SHARED_FPS for rate in rates), rates
+        for peer in (first, second, third, plain):
+            await peer.close()
+
+
+async def test_a_shared_model_whose_batches_cost_the_same_at_any_size_takes_more() -> None:
+    """Batching is what a shared model is for: 100 ms a batch whatever its size (half a frame
+    interval) admits a third session and more, where counting each session's share of the
+    device's time would have refused the second."""
+    async with (
+        framewire(registry=shared_registry(), shed_load=True) as server,
+        server.client() as http,
+    ):
+        peers = [await streaming(http, "fixed", fps=SHARED_FPS) for _ in range(3)]
+        load = await readyz_until(
+            http, lambda load: load["shared_models"]["fixed"]["sessions"] == 3
+        )
+        assert load["shared_models"]["fixed"]["next_batch_ms"] < 160, load
+        rates = await asyncio.gather(*(fps(peer, 20) for peer in peers))
+        assert all(rate >= 0.95 * SHARED_FPS for rate in rates), rates
+        for peer in peers:
+            await peer.close()

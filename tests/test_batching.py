@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from av import VideoFrame
 
-from framewire.media.batching import BatchedTrack, BatchRunner
+from framewire.media.batching import BatchedTrack, BatchRunner, batch_seconds
 from framewire.media.frameloop import FrameStats
 from framewire.media.inbound import InboundDecoder
 from framewire.models.base import Frame, ModelSpec, StreamViolation
@@ -137,10 +137,20 @@ class Gated:
 SPEC = ModelSpec("gated", fps=20, width=320, height=240, accepts_image=False, backend="x")
 
 
+async def calibrated(model: Gated) -> BatchRunner:
+    """A runner for `model` past its calibration batches, which `model` then forgets."""
+    runner = BatchRunner(SPEC, model)
+    await asyncio.wait_for(runner.calibrated.wait(), 10)
+    assert [len(batch) for batch in model.batches] == [1, 1, 2, 2]  # timed before any session
+    model.batches.clear()
+    model.entered.clear()
+    return runner
+
+
 @pytest.fixture
 async def gated() -> AsyncIterator[tuple[Gated, BatchRunner]]:
     model = Gated()
-    runner = BatchRunner(SPEC, model)
+    runner = await calibrated(model)
     yield model, runner
     model.gate.set()
     await runner.close()
@@ -234,7 +244,7 @@ class Flagging(Gated):
 
 async def test_a_violation_in_one_output_ends_that_session_only() -> None:
     model = Flagging()
-    runner = BatchRunner(SPEC, model)
+    runner = await calibrated(model)
     try:
         safe, unsafe = runner.join(), runner.join()
         safe.set_prompt("fine")
@@ -247,3 +257,15 @@ async def test_a_violation_in_one_output_ends_that_session_only() -> None:
         assert isinstance(results[1], StreamViolation)
     finally:
         await runner.close()
+
+
+def test_a_batchs_time_is_predicted_from_the_sizes_seen() -> None:
+    """What admission asks before a shared model takes one more session."""
+    assert batch_seconds([], 3) is None
+    assert batch_seconds([(1, 0.03), (1, 0.03)], 3) == pytest.approx(0.09)  # one size: pro rata
+    per_frame = [(1, 0.03), (2, 0.06), (1, 0.031), (2, 0.059)]
+    assert batch_seconds(per_frame, 3) == pytest.approx(0.09, abs=0.003)
+    fixed = [(1, 0.1), (2, 0.1), (3, 0.1)]
+    assert batch_seconds(fixed, 8) == pytest.approx(0.1)
+    noisy = [(1, 0.1), (2, 0.08)]  # a bigger batch never predicts cheaper than the mean
+    assert batch_seconds(noisy, 5) == pytest.approx(0.09)

@@ -17,23 +17,50 @@ yuv420p).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from av import VideoFrame
 
 from framewire.media.codecs import EncodedFrame
 from framewire.media.frameloop import FrameStats, PacedTrack, Processed
 from framewire.media.inbound import Decoded, Encoded, EncodedInbox, InboundDecoder
-from framewire.media.pixels import PixelPath
+from framewire.media.pixels import PixelPath, expected_shape
 from framewire.media.threads import name_os_thread
 from framewire.models.base import Frame, ModelSpec, PixelFormat, SharedModel
 
+log = logging.getLogger("framewire.media")
+
 GATHER_WINDOW = 0.5
 """How long (in frame intervals of the model's fps) a batch waits for the other sessions."""
+TIMINGS = 100
+"""Batches a runner remembers (size, seconds) for admission's prediction of the next size."""
+CALIBRATION_SIZES = (1, 2)
+
+
+def batch_seconds(timings: Sequence[tuple[int, float]], size: int) -> float | None:
+    """How long a batch of `size` frames will take, from the batches seen: a least-squares line
+    through (size, seconds), its fixed and per-frame costs kept >= 0. From one batch size alone
+    the cost is taken as proportional to the size: a model that batches (nearly) for free shows
+    it as soon as two sizes have run, and one that does not is never predicted too cheap. None
+    before any batch."""
+    if not timings:
+        return None
+    count = len(timings)
+    mean_size = sum(n for n, _ in timings) / count
+    mean_seconds = sum(t for _, t in timings) / count
+    spread = sum((n - mean_size) ** 2 for n, _ in timings)
+    if spread == 0:
+        return mean_seconds * size / mean_size
+    slope = sum((n - mean_size) * (t - mean_seconds) for n, t in timings) / spread
+    slope = max(0.0, slope)
+    return max(0.0, mean_seconds - slope * mean_size) + slope * size
 
 
 @dataclass
@@ -105,6 +132,20 @@ class BatchRunner:
         self._task = asyncio.get_running_loop().create_task(self._loop())
         self.batches = 0
         """Batches run so far (stats, tests)."""
+        self.timings: deque[tuple[int, float]] = deque(maxlen=TIMINGS)
+        """(size, wall-clock seconds) of the latest batches: a device's work shows in wall time,
+        which CPU time does not."""
+        self.calibrated = asyncio.Event()
+        """Set once the calibration batches ran, before the first session's batch."""
+
+    @property
+    def sessions(self) -> int:
+        """Sessions (and bare legs) using the model."""
+        return len(self._slots)
+
+    def predicted_seconds(self, size: int) -> float | None:
+        """The next batch of `size` frames' seconds, from the latest batches (None before any)."""
+        return batch_seconds(list(self.timings), size)
 
     def join(self) -> BatchSlot:
         slot = BatchSlot(self)
@@ -129,6 +170,8 @@ class BatchRunner:
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._calibrate)
+        self.calibrated.set()
         while True:
             await self._wake.wait()
             await self._gather()
@@ -166,9 +209,29 @@ class BatchRunner:
             except TimeoutError:
                 return
 
+    def _calibrate(self) -> None:
+        """Batch thread, before the first session's batch: time batches of CALIBRATION_SIZES
+        synthetic frames, so admission's prediction knows from the start how the batch time
+        grows with the batch (from one size alone it could only assume proportionally). The
+        first call of each size is a warm-up and not kept. A model that fails here is left to
+        fail (or not) on its first real batch."""
+        shape = expected_shape(self.spec, self.model.pixel_format)
+        frame: Frame = np.random.default_rng(0).integers(0, 256, shape, np.uint8)
+        try:
+            condition = self.model.condition("", None)
+            for size in CALIBRATION_SIZES:
+                for kept in (False, True):
+                    started = time.monotonic()
+                    self.model.process_batch([frame] * size, [condition] * size)
+                    if kept:
+                        self.timings.append((size, time.monotonic() - started))
+        except Exception as exc:  # a plug-in's failure, reported on its real batches too
+            log.warning("shared model %s: batch calibration failed: %r", self.spec.id, exc)
+
     def _run_batch(self, batch: list[_Item]) -> list[Frame | BaseException]:
         """Worker thread: refresh stale conditioning, then one `process_batch` call. An output
         may be an exception instance (a StreamViolation for one session): it ends that one."""
+        started = time.monotonic()
         for item in batch:
             cached = item.slot.conditioning
             if cached.version != item.version:
@@ -177,6 +240,7 @@ class BatchRunner:
         outputs = self.model.process_batch(
             [item.frame for item in batch], [item.slot.conditioning.value for item in batch]
         )
+        self.timings.append((len(batch), time.monotonic() - started))
         if len(outputs) != len(batch):
             raise ValueError(f"process_batch returned {len(outputs)} outputs for {len(batch)}")
         return list(outputs)

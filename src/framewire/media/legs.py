@@ -120,6 +120,10 @@ class Legs:
         """The batch loop of a shared model id, once a leg has used it."""
         return self._runners.get(model_id)
 
+    def runners(self) -> dict[str, BatchRunner]:
+        """Every shared model id's batch loop, once a leg has used it."""
+        return dict(self._runners)
+
     def get(self, leg_id: str) -> Leg:
         try:
             return self._legs[leg_id]

@@ -14,6 +14,11 @@ Two kinds of evidence, sampled every SAMPLE_EVERY seconds:
 - *Live signals*, for what cost cannot predict (a neighbour taking the CPU, a model slower on
   some inputs): event-loop lag, and the ratio of inbound frames that went stale before the
   model took them (`frames_late`). Either over its limit sheds new work until it recovers.
+- *Shared models* (contract v2): one batch serves every session of a model id, on a device
+  whose work CPU time does not show. The batch loop times its batches (wall clock); a new
+  session of that model is refused when the batch with one frame more is predicted (from the
+  batch sizes and times seen: `media.batching.batch_seconds`) to take more than TARGET_LOAD of
+  the model's frame interval. Sessions of other models are not affected.
 
 `FRAMEWIRE_MAX_SESSIONS`, when set, is a ceiling on top (GPU models: see the README).
 """
@@ -29,7 +34,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import av
 import cv2
@@ -84,6 +89,18 @@ class Cost:
     cores: float | None
     loop: float = 0.0
     workers: float = 0.0
+
+
+@dataclass(frozen=True)
+class SharedLoad:
+    """One shared model's batches, as admission sees them (/readyz `shared_models`)."""
+
+    sessions: int
+    """Sessions and bare legs using it, those being set up included."""
+    next_batch_ms: float | None
+    """Predicted milliseconds of a batch with one session more (None before any batch)."""
+    budget_ms: float
+    """What a batch may take: TARGET_LOAD of the model's frame interval."""
 
 
 @dataclass
@@ -167,6 +184,8 @@ class Admission:
         """Cores busy with everything but this process over the last window (sibling workers,
         other programs): not available to this instance's sessions."""
         self._cpus = usable_cpus()
+        self._joining: dict[str, int] = {}
+        """Model id -> legs being set up (a batch slot may not be joined yet)."""
         self._samples: deque[Sample] = deque(maxlen=WINDOW + 1)
         self._task: asyncio.Task[None] | None = None
 
@@ -275,7 +294,20 @@ class Admission:
             return f"{late / frames:.0%} of inbound frames went stale before the model"
         return None
 
-    def report(self) -> dict[str, float | int | str | None]:
+    def shared_batches(self) -> dict[str, SharedLoad]:
+        """Every shared model in use and its batches' load."""
+        loads = {}
+        for model_id, runner in self.legs.runners().items():
+            sessions = runner.sessions + self._joining.get(model_id, 0)
+            predicted = runner.predicted_seconds(sessions + 1)
+            loads[model_id] = SharedLoad(
+                sessions=sessions,
+                next_batch_ms=None if predicted is None else round(predicted * 1000, 1),
+                budget_ms=round(TARGET_LOAD / runner.spec.fps * 1000, 1),
+            )
+        return loads
+
+    def report(self) -> dict[str, object]:
         """The load, for /readyz and /metrics."""
         cost = self.session_cost()
         capacity = self.capacity()
@@ -291,6 +323,7 @@ class Admission:
             "cost_measured_with": self.measured_with,
             "loop_lag_ms": round(self.loop_lag() * 1000, 1),
             "overload": self.overload(),
+            "shared_models": {m: asdict(load) for m, load in self.shared_batches().items()},
         }
 
     # decisions ----------------------------------------------------------------------------
@@ -305,12 +338,33 @@ class Admission:
             return str(CapacityFull(capacity))
         return None
 
+    def shared_model_full(self, model_id: str) -> str | None:
+        """Why one more session of `model_id` does not fit its shared model's batches, or None
+        (not a shared model in use, no batch timed yet, or it fits)."""
+        if not self.shed:
+            return None
+        load = self.shared_batches().get(model_id)
+        if load is None or load.next_batch_ms is None or load.next_batch_ms <= load.budget_ms:
+            return None
+        return (
+            f"the shared model {model_id} is full: a batch of {load.sessions + 1} frames "
+            f"would take {load.next_batch_ms:.0f} ms, over {load.budget_ms:.0f} ms "
+            f"({TARGET_LOAD:.0%} of its frame interval)"
+        )
+
     @contextlib.contextmanager
-    def reserve(self) -> Iterator[None]:
-        """Hold a place for one new leg across the awaits of its set-up. Raises Overloaded, or
-        CapacityFull at the measured capacity (the API answers both 503 + Retry-After)."""
-        reason = self.overload()
+    def reserve(self, model_id: str) -> Iterator[None]:
+        """Hold a place for one new leg of `model_id` across the awaits of its set-up. Raises
+        Overloaded (live signals, or a full shared model), or CapacityFull at the measured
+        capacity (the API answers both 503 + Retry-After)."""
+        reason = self.overload() or self.shared_model_full(model_id)
         if reason is not None:
             raise Overloaded(reason)
         with self.legs.reserve(self.capacity() or sys.maxsize):
-            yield
+            self._joining[model_id] = self._joining.get(model_id, 0) + 1
+            try:
+                yield
+            finally:
+                self._joining[model_id] -= 1
+                if not self._joining[model_id]:
+                    del self._joining[model_id]

@@ -61,7 +61,7 @@ class BareLegs:
         model_id = model_id or DEFAULT_MODEL
         self._content.model(model_id)
         enhanced = self._content.prompt(prompt, enhance, model_id) if prompt else None
-        with self._admission.reserve():
+        with self._admission.reserve(model_id):
             leg, answer = await self._legs.open(offer_sdp, model_id, enhanced, owner=key_id)
         leg.attach(BareLeg(self._legs, leg.id))
         return leg, answer

@@ -133,7 +133,7 @@ class SessionService:
         self.content.model(model_id)
         enhanced = self.content.prompt(prompt, enhance_prompt, model_id) if prompt else None
         frame = await self.content.image(image, model_id) if image is not None else None
-        with self.admission.reserve():
+        with self.admission.reserve(model_id):
             leg, answer, balance = await self._open_leg(
                 key_id, model_id, offer_sdp, enhanced, frame
             )
