@@ -149,7 +149,8 @@ class InboundDecoder:
 
     def decode(self, frames: list[Encoded]) -> list[Decoded]:
         """`frames` decoded in order, from the last keyframe among them on."""
-        start = max((i for i, f in enumerate(frames) if f.keyframe), default=0)
+        keyframes = [i for i, f in enumerate(frames) if f.keyframe] if len(frames) > 1 else []
+        start = keyframes[-1] if keyframes else 0
         decoded: list[Decoded] = []
         for item in frames[start:]:
             if self._decoder is None or item.codec.name != self._codec:

@@ -96,7 +96,8 @@ class SharedLoad:
     """One shared model's batches, as admission sees them (/readyz `shared_models`)."""
 
     sessions: int
-    """Sessions and bare legs using it, those being set up included."""
+    """Sessions and bare legs using it, those being set up included (one that has joined its
+    batch slot but not finished its set-up counts twice for that moment: the cautious side)."""
     next_batch_ms: float | None
     """Predicted milliseconds of a batch with one session more (None before any batch)."""
     budget_ms: float
