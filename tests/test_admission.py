@@ -269,7 +269,7 @@ class TimedBatches:
 
 def shared_registry() -> ModelRegistry:
     registry = ModelRegistry()
-    for model_id, options in (("per_frame", {"per_frame": 0.06}), ("fixed", {"fixed": 0.1})):
+    for model_id, options in (("per_frame", {"per_frame": 0.06}), ("fixed", {"fixed": 0.06})):
         spec = ModelSpec(model_id, SHARED_FPS, 160, 128, False, "timed", options=options)
         registry.register(spec, TimedBatches)
     registry.register(ModelSpec("plain", FPS, 160, 128, False, "passthrough"))
@@ -304,9 +304,9 @@ async def test_a_shared_model_takes_sessions_while_one_more_fits_its_batch() -> 
 
 
 async def test_a_shared_model_whose_batches_cost_the_same_at_any_size_takes_more() -> None:
-    """Batching is what a shared model is for: 100 ms a batch whatever its size (half a frame
-    interval) admits a third session and more, where counting each session's share of the
-    device's time would have refused the second."""
+    """Batching is what a shared model is for: 60 ms a batch whatever its size admits a third
+    session and more, where counting each session's share of the device pro rata (3 x 60 ms,
+    over the 160 ms budget) would have refused it."""
     async with (
         framewire(registry=shared_registry(), shed_load=True) as server,
         server.client() as http,
