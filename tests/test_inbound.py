@@ -108,7 +108,7 @@ async def test_a_frame_that_fails_to_decode_asks_for_a_keyframe_and_is_skipped()
 async def test_an_ended_inbox_takes_nothing_more_and_wakes_its_reader() -> None:
     inbox = Counts().inbox()
     waiting = asyncio.ensure_future(inbox.newest())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the reader is now waiting
     inbox.put(None)  # the receiver stopped
     with pytest.raises(EOFError):
         await asyncio.wait_for(waiting, 5)
